@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Prepare this host for stowage's integration tests: the system tools they drive for real, and a
+# running Docker engine. Idempotent; a quick no-op when everything is already there.
+# Debian/Ubuntu as root installs what is missing; anywhere else it lists what is missing and fails.
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A NEEDED=(
+  [dockerd]=docker.io
+  [docker]=docker.io
+  [restic]=restic
+  [btrfs]=btrfs-progs
+  [mkfs.btrfs]=btrfs-progs
+  [busybox]=busybox-static
+  [xz]=xz-utils
+  [jq]=jq
+  [losetup]=mount
+  [blkid]=util-linux
+  [unshare]=util-linux
+  [mount]=mount
+  [tar]=tar
+  [systemd-escape]=systemd
+)
+
+missing_packages() {
+  local command
+  for command in "${!NEEDED[@]}"; do
+    command -v "$command" >/dev/null 2>&1 || echo "${NEEDED[$command]}"
+  done | sort -u
+  # The test image is built from the static busybox; a dynamic one would not run in an empty rootfs.
+  if [ -x /bin/busybox ] && ! file_is_static /bin/busybox; then echo busybox-static; fi
+}
+
+file_is_static() {
+  ! grep -q 'ld-linux' <(head -c 4096 "$1" | tr -c '[:print:]' '\n') 2>/dev/null
+}
+
+docker_ready() {
+  [ -S /var/run/docker.sock ] && timeout 10 docker info >/dev/null 2>&1
+}
+
+start_dockerd() {
+  docker_ready && return 0
+  if [ ! -S /var/run/docker.sock ]; then
+    echo "setup-host: starting dockerd (log: /var/log/stowage-dockerd.log)"
+    nohup dockerd >/var/log/stowage-dockerd.log 2>&1 &
+  fi
+  local waited=0
+  until docker_ready; do
+    sleep 1
+    waited=$((waited + 1))
+    if [ "$waited" -ge 60 ]; then
+      echo "setup-host: dockerd did not answer 'docker info' within 60 s; see /var/log/stowage-dockerd.log" >&2
+      tail -n 20 /var/log/stowage-dockerd.log >&2 || true
+      exit 1
+    fi
+  done
+}
+
+mapfile -t packages < <(missing_packages)
+if [ "${#packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "setup-host: missing packages: ${packages[*]}" >&2
+    echo "setup-host: install them (Debian/Ubuntu: apt-get install ${packages[*]}) and run this again as root" >&2
+    exit 1
+  fi
+  echo "setup-host: installing ${packages[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup-host: the integration tests need root (loop devices, mounts, Docker)" >&2
+  exit 1
+fi
+modprobe btrfs 2>/dev/null || true
+modprobe overlay 2>/dev/null || true
+grep -qw btrfs /proc/filesystems || { echo "setup-host: this kernel has no btrfs support" >&2; exit 1; }
+start_dockerd

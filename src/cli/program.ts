@@ -1,0 +1,18 @@
+import { Command, CommanderError } from "commander";
+import { VERSION } from "./version.js";
+
+/** A commander program with our conventions: errors are thrown (not process.exit), usage errors exit 2. */
+export function newProgram(name: string, description: string): Command {
+  return new Command(name)
+    .description(description)
+    .version(VERSION, "--version", "print the version and exit")
+    .helpOption("-h, --help", "print this help and exit")
+    .showHelpAfterError(`(run '${name} --help' for usage)`)
+    .exitOverride();
+}
+
+/** Exit status for a commander outcome: 0 after --help/--version, 2 (usage) for parse errors. */
+export function commanderExitCode(error: unknown): number | undefined {
+  if (!(error instanceof CommanderError)) return undefined;
+  return error.exitCode === 0 ? 0 : 2;
+}
