@@ -2,10 +2,10 @@ import { Command, CommanderError } from "commander";
 import { VERSION } from "./version.js";
 
 /** A commander program with our conventions: errors are thrown (not process.exit), usage errors exit 2. */
-export function newProgram(name: string, description: string): Command {
+export function newProgram(name: string, description: string, versionFlags = "--version"): Command {
   return new Command(name)
     .description(description)
-    .version(VERSION, "--version", "print the version and exit")
+    .version(VERSION, versionFlags, "print the version and exit")
     .helpOption("-h, --help", "print this help and exit")
     .showHelpAfterError(`(run '${name} --help' for usage)`)
     .exitOverride();

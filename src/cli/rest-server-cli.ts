@@ -1,5 +1,176 @@
-import { NotImplementedError } from "../system/errors.js";
+import os from "node:os";
+import path from "node:path";
+import { Option } from "commander";
+import { diskSpecFrom, mountDisk } from "../rest-server/disk-mount.js";
+import { type ServerOptions, startServer } from "../rest-server/server.js";
+import { parseSize } from "../rest-server/size.js";
+import { ConfigError } from "../system/errors.js";
+import { createLogger } from "../system/log.js";
+import { newProgram } from "./program.js";
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new NotImplementedError();
+interface Flags {
+  path: string;
+  listen: string;
+  auth: boolean;
+  htpasswdFile?: string;
+  proxyAuthUsername?: string;
+  privateRepos?: boolean;
+  appendOnly?: boolean;
+  maxSize?: string;
+  quotaFile?: string;
+  prometheus?: boolean;
+  prometheusNoAuth?: boolean;
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsMinVer: "1.2" | "1.3";
+  debug?: boolean;
+  log?: string;
+  verifyUpload: boolean;
+  groupAccessibleRepos?: boolean;
+  cpuProfile?: string;
+  mountSource?: string;
+  mountTarget?: string;
+  mountFstype?: string;
+  mountData?: string;
+  mountTimeout: string;
+  shutdownGrace: string;
+}
+
+function program() {
+  return newProgram(
+    "rest-server",
+    "restic REST backend server (drop-in for restic/rest-server).",
+    "-v, --version",
+  )
+    .option("--path <dir>", "data directory", path.join(os.tmpdir(), "restic"))
+    .option("--listen <addr>", "listen address: host:port, :port or unix:/path", ":8000")
+    .option("--no-auth", "disable .htpasswd authentication")
+    .option("--htpasswd-file <file>", "location of .htpasswd file (default: <path>/.htpasswd)")
+    .option(
+      "--proxy-auth-username <header>",
+      "HTTP header carrying the user name from a trusted reverse proxy",
+    )
+    .option("--private-repos", "users can only access their own /<user>/ repositories")
+    .option("--append-only", "enable append-only mode: only locks may be deleted")
+    .option("--max-size <bytes>", "maximum size of the whole repository path (e.g. 1099511627776, 500GiB)")
+    .option("--quota-file <file>", "per-user / per-repository limits (YAML: total, users, repos)")
+    .option("--prometheus", "enable Prometheus metrics at /metrics")
+    .option("--prometheus-no-auth", "disable auth for /metrics")
+    .option("--tls", "turn on TLS support")
+    .option("--tls-cert <file>", "TLS certificate path (default: <path>/public_key)")
+    .option("--tls-key <file>", "TLS key path (default: <path>/private_key)")
+    .addOption(
+      new Option("--tls-min-ver <version>", "minimum TLS version").choices(["1.2", "1.3"]).default("1.2"),
+    )
+    .option("--debug", "output debug messages")
+    .option("--log <file>", "write access log in Combined Log Format to file, '-' for stdout")
+    .option("--no-verify-upload", "do not verify the SHA-256 of uploaded blobs")
+    .option("--group-accessible-repos", "let filesystem group access repo files (0770/0660)")
+    .option("--cpu-profile <file>", "accepted for compatibility; use node --cpu-prof instead")
+    .option("--mount-source <dev>", "mount this device (path or UUID=...) before serving [env MNT_SOURCE]")
+    .option("--mount-target <dir>", "where to mount it [env MNT_TARGET]")
+    .option("--mount-fstype <type>", "its filesystem type [env MNT_FSTYPE]")
+    .option(
+      "--mount-data <options>",
+      "mount options/data, e.g. device=/dev/sda,device=/dev/sdb [env MNT_DATA]",
+    )
+    .option("--mount-timeout <seconds>", "wait this long for the device to appear and mount", "60")
+    .option("--shutdown-grace <seconds>", "time in-flight requests get on SIGINT/SIGTERM", "30")
+    .allowExcessArguments(false);
+}
+
+function seconds(value: string, flag: string): number {
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < 0)
+    throw new ConfigError(`${flag} ${value}: expected a number of seconds`);
+  return number * 1000;
+}
+
+function serverOptions(flags: Flags): ServerOptions {
+  const maxSize = flags.maxSize === undefined ? undefined : parseSize(flags.maxSize);
+  if (flags.maxSize !== undefined && maxSize === undefined) {
+    throw new ConfigError(`--max-size ${flags.maxSize}: expected a byte count such as 1073741824 or 1GiB`);
+  }
+  return {
+    path: path.resolve(flags.path),
+    listen: flags.listen,
+    noAuth: !flags.auth,
+    htpasswdFile: flags.htpasswdFile,
+    proxyAuthUsername: flags.proxyAuthUsername,
+    privateRepos: Boolean(flags.privateRepos),
+    appendOnly: Boolean(flags.appendOnly),
+    maxSize,
+    quotaFile: flags.quotaFile,
+    prometheus: Boolean(flags.prometheus),
+    prometheusNoAuth: Boolean(flags.prometheusNoAuth),
+    tls: Boolean(flags.tls),
+    tlsCert: flags.tlsCert,
+    tlsKey: flags.tlsKey,
+    tlsMinVer: flags.tlsMinVer,
+    log: flags.log,
+    noVerifyUpload: !flags.verifyUpload,
+    groupAccessibleRepos: Boolean(flags.groupAccessibleRepos),
+    shutdownGraceMs: seconds(flags.shutdownGrace, "--shutdown-grace"),
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const cli = program();
+  cli.parse(argv, { from: "user" });
+  const flags = cli.opts<Flags>();
+  const log = createLogger({ name: "rest-server", level: flags.debug ? "debug" : "info" });
+  const options = serverOptions(flags);
+  const env = process.env;
+  const disk = diskSpecFrom({
+    source: flags.mountSource ?? env.MNT_SOURCE,
+    target: flags.mountTarget ?? env.MNT_TARGET,
+    fsType: flags.mountFstype ?? env.MNT_FSTYPE,
+    data: flags.mountData ?? env.MNT_DATA,
+    timeoutMs: seconds(flags.mountTimeout, "--mount-timeout"),
+  });
+  const unmount = disk ? await mountDisk(disk, log) : async () => {};
+
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(options, log);
+  } catch (error) {
+    await unmount().catch(() => {});
+    throw error;
+  }
+  process.stdout.write(`rest-server listening on ${server.url}\n`);
+  if (!server.url.startsWith("unix:")) {
+    process.stdout.write(`use it with: restic -r rest:${server.url}/<name>/ init\n`);
+  }
+  return waitForShutdown(server, unmount, log);
+}
+
+function waitForShutdown(
+  server: Awaited<ReturnType<typeof startServer>>,
+  unmount: () => Promise<void>,
+  log: ReturnType<typeof createLogger>,
+): Promise<number> {
+  return new Promise((resolve) => {
+    process.on("SIGHUP", () => {
+      server.reload().catch((error: unknown) => log.error({ action: "reload", err: error }, "reload failed"));
+    });
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ action: "shutdown", signal }, "shutting down");
+      server
+        .close()
+        .then(unmount)
+        .then(
+          () => resolve(0),
+          (error: unknown) => {
+            log.error({ action: "shutdown", err: error }, "shutdown failed");
+            resolve(1);
+          },
+        );
+    };
+    process.on("SIGINT", stop);
+    process.on("SIGTERM", stop);
+  });
 }

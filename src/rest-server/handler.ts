@@ -1,0 +1,294 @@
+import { open } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { pipeline } from "node:stream/promises";
+import { isErrno } from "../system/errors.js";
+import type { Logger } from "../system/log.js";
+import type { Authenticator } from "./authenticator.js";
+import type { BlobStore } from "./blob-store.js";
+import { HttpError, storageError } from "./http-error.js";
+import type { BlobLabels, ServerMetrics } from "./metrics.js";
+import { parseRange } from "./range.js";
+import { type BlobType, parseRepoPath, repoKey, type Target } from "./repo-path.js";
+import type { UsageTracker } from "./usage-tracker.js";
+
+export const V1_MEDIA_TYPE = "application/vnd.x.restic.rest.v1";
+export const V2_MEDIA_TYPE = "application/vnd.x.restic.rest.v2";
+const READ_CHUNK_BYTES = 1024 * 1024;
+
+export interface HandlerContext {
+  store: BlobStore;
+  /** Undefined with --no-auth. */
+  auth: Authenticator | undefined;
+  /** Header naming the user, set by a trusted reverse proxy (--proxy-auth-username). */
+  proxyAuthHeader: string | undefined;
+  privateRepos: boolean;
+  appendOnly: boolean;
+  verifyUpload: boolean;
+  usage: UsageTracker | undefined;
+  metrics: ServerMetrics | undefined;
+  prometheusNoAuth: boolean;
+  log: Logger;
+}
+
+/** The authenticated user of a request, for the access log. */
+export const requestUser = new WeakMap<IncomingMessage, string>();
+
+const UNAUTHORIZED = () =>
+  new HttpError(401, "unauthorized", { "WWW-Authenticate": 'Basic realm="restic", charset="UTF-8"' });
+
+export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    handle(ctx, req, res).catch((error: unknown) => sendError(ctx, req, res, error));
+  };
+}
+
+async function identify(ctx: HandlerContext, req: IncomingMessage): Promise<string | undefined> {
+  if (ctx.proxyAuthHeader) {
+    const fromProxy = req.headers[ctx.proxyAuthHeader.toLowerCase()];
+    if (typeof fromProxy === "string" && fromProxy !== "") return fromProxy;
+  }
+  // --no-auth: everyone is the anonymous user "".
+  if (!ctx.auth) return "";
+  return ctx.auth.authenticate(req.headers.authorization);
+}
+
+async function handle(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const url = req.url ?? "/";
+  const queryAt = url.indexOf("?");
+  const rawPath = queryAt < 0 ? url : url.slice(0, queryAt);
+  const query = new URLSearchParams(queryAt < 0 ? "" : url.slice(queryAt + 1));
+
+  if (ctx.metrics && rawPath === "/metrics") return serveMetrics(ctx, ctx.metrics, req, res);
+
+  const user = await identify(ctx, req);
+  if (user === undefined) throw UNAUTHORIZED();
+  requestUser.set(req, user);
+
+  const parsed = parseRepoPath(rawPath);
+  if (!parsed.ok) throw new HttpError(parsed.status, parsed.message);
+  const target = parsed.target;
+  if (ctx.privateRepos && target.repo[0] !== user) throw UNAUTHORIZED();
+
+  switch (target.kind) {
+    case "repo":
+      return createRepo(ctx, req, res, target, query);
+    case "list":
+      return listBlobs(ctx, req, res, target.repo, target.type);
+    case "config":
+    case "blob":
+      return objectRoute(ctx, req, res, target, user);
+  }
+}
+
+function methodNotAllowed(allow: string): HttpError {
+  return new HttpError(405, "method not allowed", { Allow: allow });
+}
+
+async function createRepo(
+  ctx: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: Extract<Target, { kind: "repo" }>,
+  query: URLSearchParams,
+): Promise<void> {
+  if (req.method !== "POST") throw methodNotAllowed("POST");
+  if (query.get("create") !== "true") throw new HttpError(400, "POST on a repository needs ?create=true");
+  await ctx.store.createRepo(target.repo);
+  ctx.log.info({ action: "create-repo", repo: `/${repoKey(target.repo)}` }, "repository created");
+  res.writeHead(200, { "Content-Length": "0" }).end();
+}
+
+async function listBlobs(
+  ctx: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  repo: string[],
+  type: BlobType,
+): Promise<void> {
+  if (req.method !== "GET") throw methodNotAllowed("GET");
+  const v2 = req.headers.accept === V2_MEDIA_TYPE;
+  const entries = await ctx.store.list(repo, type, v2);
+  if (!entries) throw new HttpError(404, "not found");
+  const body = JSON.stringify(v2 ? entries : entries.map((entry) => entry.name));
+  res.writeHead(200, {
+    "Content-Type": v2 ? V2_MEDIA_TYPE : V1_MEDIA_TYPE,
+    "Content-Length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+async function objectRoute(
+  ctx: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: Extract<Target, { kind: "config" | "blob" }>,
+  user: string,
+): Promise<void> {
+  const type = target.kind === "config" ? "config" : target.type;
+  const name = target.kind === "blob" ? target.name : undefined;
+  const file = ctx.store.objectPath(target.repo, type, name);
+  const labels: BlobLabels = { user, repo: `/${repoKey(target.repo)}`, type };
+  switch (req.method) {
+    case "HEAD":
+    case "GET":
+      return sendObject(ctx, req, res, file, labels);
+    case "POST":
+      return receiveObject(ctx, req, res, target, file, labels);
+    case "DELETE":
+      return deleteObject(ctx, res, target, file, labels);
+    default:
+      throw methodNotAllowed("GET, HEAD, POST, DELETE");
+  }
+}
+
+async function sendObject(
+  ctx: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  file: string,
+  labels: BlobLabels,
+): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(file, "r");
+  } catch (error) {
+    if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR") || isErrno(error, "EISDIR")) {
+      throw new HttpError(404, "not found");
+    }
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile()) throw new HttpError(404, "not found");
+    const range = parseRange(req.headers.range, info.size);
+    if (range.kind === "unsatisfiable") {
+      throw new HttpError(416, "requested range not satisfiable", {
+        "Content-Range": `bytes */${info.size}`,
+      });
+    }
+    const start = range.kind === "partial" ? range.start : 0;
+    const end = range.kind === "partial" ? range.end : info.size - 1;
+    const length = Math.max(0, end - start + 1);
+    const headers: Record<string, string | number> = {
+      "Content-Type": "application/octet-stream",
+      "Content-Length": length,
+      "Accept-Ranges": "bytes",
+    };
+    if (range.kind === "partial") headers["Content-Range"] = `bytes ${start}-${end}/${info.size}`;
+    res.writeHead(range.kind === "partial" ? 206 : 200, headers);
+    if (req.method === "HEAD" || length === 0) {
+      res.end();
+      return;
+    }
+    const stream = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES, autoClose: false });
+    await pipeline(stream, res);
+    ctx.metrics?.record("read", labels, length);
+  } finally {
+    await handle.close().catch(() => {});
+  }
+}
+
+function contentLength(req: IncomingMessage): number {
+  const header = req.headers["content-length"];
+  if (header === undefined) throw new HttpError(411, "Content-Length is required");
+  const size = Number(header);
+  if (!Number.isSafeInteger(size) || size < 0) throw new HttpError(400, "invalid Content-Length");
+  return size;
+}
+
+async function receiveObject(
+  ctx: HandlerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: Extract<Target, { kind: "config" | "blob" }>,
+  file: string,
+  labels: BlobLabels,
+): Promise<void> {
+  const size = contentLength(req);
+  if (!(await ctx.store.repoExists(target.repo))) throw new HttpError(404, "repository not found");
+  const verify = target.kind === "blob" && ctx.verifyUpload;
+  // Without verification an existing object cannot be told apart from a different one: refuse early.
+  if (!verify && (await ctx.store.size(file)) !== undefined)
+    throw new HttpError(403, "object already exists");
+
+  const reservation = ctx.usage?.reserve(target.repo, size);
+  let outcome: Awaited<ReturnType<BlobStore["save"]>>;
+  try {
+    outcome = await ctx.store.save(file, req, {
+      size,
+      ...(verify && target.kind === "blob" ? { sha256: target.name } : {}),
+      mayExist: verify,
+    });
+  } catch (error) {
+    reservation?.release();
+    throw error;
+  }
+  if (outcome === "already-present") reservation?.release();
+  else ctx.metrics?.record("write", labels, size);
+  res.writeHead(200, { "Content-Length": "0" }).end();
+}
+
+async function deleteObject(
+  ctx: HandlerContext,
+  res: ServerResponse,
+  target: Extract<Target, { kind: "config" | "blob" }>,
+  file: string,
+  labels: BlobLabels,
+): Promise<void> {
+  const deletable = target.kind === "blob" && target.type === "locks";
+  if (ctx.appendOnly && !deletable) throw new HttpError(403, "append-only mode: only locks may be deleted");
+  const removed = await ctx.store.remove(file);
+  if (removed !== undefined) {
+    ctx.usage?.removed(target.repo, removed);
+    ctx.metrics?.record("delete", labels, removed);
+  }
+  res.writeHead(200, { "Content-Length": "0" }).end();
+}
+
+async function serveMetrics(
+  ctx: HandlerContext,
+  metrics: ServerMetrics,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  if (!ctx.prometheusNoAuth) {
+    const user = await identify(ctx, req);
+    if (user === undefined || (ctx.privateRepos && user !== "metrics")) throw UNAUTHORIZED();
+  }
+  if (req.method !== "GET" && req.method !== "HEAD") throw methodNotAllowed("GET, HEAD");
+  const body = await metrics.registry.metrics();
+  res.writeHead(200, {
+    "Content-Type": metrics.registry.contentType,
+    "Content-Length": Buffer.byteLength(body),
+  });
+  res.end(req.method === "HEAD" ? undefined : body);
+}
+
+function sendError(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse, error: unknown): void {
+  const known = error instanceof HttpError ? error : storageError(error);
+  if (!known && !req.destroyed && !isErrno(error, "ECONNRESET") && !isAborted(error)) {
+    ctx.log.error({ action: "request", method: req.method, url: req.url, err: error }, "request failed");
+  }
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const status = known?.status ?? 500;
+  const body = `${known?.message ?? "internal server error"}\n`;
+  const headers: Record<string, string | number> = {
+    "Content-Type": "text/plain; charset=utf-8",
+    "Content-Length": Buffer.byteLength(body),
+    ...known?.headers,
+  };
+  // An unread request body would have to be drained before the next request; close instead.
+  if (!req.complete) headers.Connection = "close";
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+function isAborted(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error.message === "aborted" || (error as NodeJS.ErrnoException).code === "ECONNABORTED")
+  );
+}

@@ -1,0 +1,79 @@
+import { readdir, stat } from "node:fs/promises";
+import path from "node:path";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { UsageTracker } from "./usage-tracker.js";
+
+export type BlobEvent = "read" | "write" | "delete";
+export interface BlobLabels {
+  user: string;
+  repo: string;
+  type: string;
+}
+
+/** The Go server's six blob counters, plus repository size and last-snapshot time gauges. */
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly counts: Record<BlobEvent, Counter<keyof BlobLabels>>;
+  private readonly bytes: Record<BlobEvent, Counter<keyof BlobLabels>>;
+
+  constructor(root: string, usage: UsageTracker | undefined) {
+    const labelNames = ["user", "repo", "type"] as const;
+    const counter = (name: string, help: string) =>
+      new Counter({ name, help, labelNames, registers: [this.registry] });
+    this.counts = {
+      read: counter("rest_server_blob_read_total", "Total number of blobs read"),
+      write: counter("rest_server_blob_write_total", "Total number of blobs written"),
+      delete: counter("rest_server_blob_delete_total", "Total number of blobs deleted"),
+    };
+    this.bytes = {
+      read: counter("rest_server_blob_read_bytes_total", "Total number of bytes read from blobs"),
+      write: counter("rest_server_blob_write_bytes_total", "Total number of bytes written to blobs"),
+      delete: counter("rest_server_blob_delete_bytes_total", "Total number of bytes of blobs deleted"),
+    };
+    if (usage) {
+      new Gauge({
+        name: "rest_server_repo_size_bytes",
+        help: "Bytes stored in each repository",
+        labelNames: ["repo"],
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const repo of usage.repos()) this.set({ repo: displayRepo(repo) }, usage.repoBytes(repo));
+        },
+      });
+      new Gauge({
+        name: "rest_server_repo_last_snapshot_timestamp_seconds",
+        help: "Modification time of the newest snapshot file of each repository (Unix seconds)",
+        labelNames: ["repo"],
+        registers: [this.registry],
+        async collect() {
+          this.reset();
+          for (const repo of usage.repos()) {
+            const newest = await newestSnapshot(path.join(root, repo, "snapshots"));
+            if (newest !== undefined) this.set({ repo: displayRepo(repo) }, newest / 1000);
+          }
+        },
+      });
+    }
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  record(event: BlobEvent, labels: BlobLabels, bytes: number): void {
+    this.counts[event].inc(labels);
+    this.bytes[event].inc(labels, bytes);
+  }
+}
+
+function displayRepo(repo: string): string {
+  return `/${repo}`;
+}
+
+async function newestSnapshot(dir: string): Promise<number | undefined> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let newest: number | undefined;
+  for (const name of names) {
+    const info = await stat(path.join(dir, name)).catch(() => undefined);
+    if (info?.isFile() && (newest === undefined || info.mtimeMs > newest)) newest = info.mtimeMs;
+  }
+  return newest;
+}

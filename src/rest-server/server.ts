@@ -1,0 +1,190 @@
+import { mkdir, readFile, rm } from "node:fs/promises";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import type { Writable } from "node:stream";
+import type { SecureContextOptions } from "node:tls";
+import { ConfigError } from "../system/errors.js";
+import type { Logger } from "../system/log.js";
+import { combinedLogLine, openAccessLog } from "./access-log.js";
+import { Authenticator } from "./authenticator.js";
+import { BlobStore } from "./blob-store.js";
+import { createHandler, requestUser } from "./handler.js";
+import { type ListenTarget, parseListen, socketFromSystemd } from "./listen.js";
+import { ServerMetrics } from "./metrics.js";
+import { loadQuotaFile, type QuotaLimits } from "./quota-config.js";
+import { UsageTracker } from "./usage-tracker.js";
+
+export interface ServerOptions {
+  path: string;
+  listen: string;
+  noAuth: boolean;
+  htpasswdFile: string | undefined;
+  proxyAuthUsername: string | undefined;
+  privateRepos: boolean;
+  appendOnly: boolean;
+  maxSize: number | undefined;
+  quotaFile: string | undefined;
+  prometheus: boolean;
+  prometheusNoAuth: boolean;
+  tls: boolean;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsMinVer: "1.2" | "1.3";
+  log: string | undefined;
+  noVerifyUpload: boolean;
+  groupAccessibleRepos: boolean;
+  /** How long in-flight requests may run after SIGINT/SIGTERM before their connections are cut. */
+  shutdownGraceMs: number;
+}
+
+export interface RunningServer {
+  /** Base URL to give restic (`rest:<url>/<repo>/`), or the socket path. */
+  url: string;
+  address: AddressInfo | string;
+  /** SIGHUP: re-read htpasswd and the TLS certificate. */
+  reload(): Promise<void>;
+  /** Stop accepting, let in-flight requests finish (bounded), then close every connection. */
+  close(): Promise<void>;
+}
+
+function validate(options: ServerOptions): void {
+  if (options.privateRepos && options.noAuth && !options.proxyAuthUsername) {
+    throw new ConfigError("--private-repos needs authentication; it cannot be combined with --no-auth");
+  }
+  if (!options.tls && (options.tlsCert || options.tlsKey)) {
+    throw new ConfigError("--tls-cert and --tls-key need --tls");
+  }
+}
+
+async function loadTls(options: ServerOptions): Promise<SecureContextOptions> {
+  const certFile = options.tlsCert ?? path.join(options.path, "public_key");
+  const keyFile = options.tlsKey ?? path.join(options.path, "private_key");
+  try {
+    return { cert: await readFile(certFile), key: await readFile(keyFile) };
+  } catch (error) {
+    throw new ConfigError(
+      `cannot load TLS certificate/key (${certFile}, ${keyFile}): ${(error as Error).message}`,
+    );
+  }
+}
+
+async function quotaLimits(options: ServerOptions): Promise<QuotaLimits | undefined> {
+  const limits: QuotaLimits = options.quotaFile
+    ? await loadQuotaFile(options.quotaFile)
+    : { users: new Map(), repos: new Map() };
+  if (options.maxSize !== undefined)
+    limits.total = Math.min(options.maxSize, limits.total ?? Number.POSITIVE_INFINITY);
+  const any = limits.total !== undefined || limits.users.size > 0 || limits.repos.size > 0;
+  return any ? limits : undefined;
+}
+
+function listenOn(server: http.Server, target: ListenTarget): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    const done = () => {
+      server.off("error", reject);
+      resolve();
+    };
+    if (target.kind === "tcp") server.listen(target.port, target.host, done);
+    else if (target.kind === "unix") server.listen(target.path, done);
+    else server.listen({ fd: target.fd }, done);
+  });
+}
+
+function baseUrl(server: http.Server, tls: boolean): { url: string; address: AddressInfo | string } {
+  const address = server.address();
+  if (typeof address === "string" || address === null)
+    return { url: `unix:${address}`, address: address ?? "" };
+  const wildcard = address.address === "::" || address.address === "0.0.0.0";
+  const host = wildcard ? "127.0.0.1" : address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return { url: `${tls ? "https" : "http"}://${host}:${address.port}`, address };
+}
+
+function attachAccessLog(server: http.Server, sink: Writable): void {
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const started = new Date();
+    res.on("finish", () => {
+      const bytes = Number(res.getHeader("content-length") ?? 0);
+      sink.write(combinedLogLine(req, res, requestUser.get(req), bytes, started));
+    });
+  });
+}
+
+export async function startServer(options: ServerOptions, log: Logger): Promise<RunningServer> {
+  validate(options);
+  const target = socketFromSystemd(process.env, process.pid) ?? parseListen(options.listen);
+  const store = new BlobStore(options.path, { groupAccessible: options.groupAccessibleRepos });
+  await mkdir(options.path, { recursive: true, mode: store.dirMode });
+  const auth = options.noAuth
+    ? undefined
+    : await Authenticator.load(options.htpasswdFile ?? path.join(options.path, ".htpasswd"), log);
+  const limits = await quotaLimits(options);
+  const usage =
+    limits || options.prometheus
+      ? new UsageTracker(options.path, limits ?? { users: new Map(), repos: new Map() })
+      : undefined;
+  if (usage) {
+    const { removedTempFiles } = await usage.scan();
+    log.info({ action: "scan", bytes: usage.totalBytes(), removedTempFiles }, "storage scanned");
+  }
+  const metrics = options.prometheus ? new ServerMetrics(options.path, usage) : undefined;
+  const handler = createHandler({
+    store,
+    auth,
+    proxyAuthHeader: options.proxyAuthUsername,
+    privateRepos: options.privateRepos,
+    appendOnly: options.appendOnly,
+    verifyUpload: !options.noVerifyUpload,
+    usage,
+    metrics,
+    prometheusNoAuth: options.prometheusNoAuth,
+    log,
+  });
+
+  const serverOptions: http.ServerOptions = {
+    requestTimeout: 0,
+    headersTimeout: 60_000,
+    keepAliveTimeout: 65_000,
+  };
+  const server = options.tls
+    ? https.createServer(
+        { ...serverOptions, ...(await loadTls(options)), minVersion: `TLSv${options.tlsMinVer}` },
+        handler,
+      )
+    : http.createServer(serverOptions, handler);
+  if (options.log) attachAccessLog(server, openAccessLog(options.log));
+
+  if (target.kind === "unix") await rm(target.path, { force: true });
+  await listenOn(server, target);
+  const { url, address } = baseUrl(server, options.tls);
+  log.info(
+    { action: "listen", url, path: options.path, auth: auth ? "htpasswd" : "none" },
+    "rest-server ready",
+  );
+
+  return {
+    url,
+    address,
+    async reload() {
+      if (auth) await auth.reload();
+      if (server instanceof https.Server) {
+        server.setSecureContext(await loadTls(options));
+        log.info({ action: "tls-reload" }, "TLS certificate reloaded");
+      }
+    },
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections turn idle as their last request ends; close them as they do.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      const timer = setTimeout(() => server.closeAllConnections(), options.shutdownGraceMs);
+      server.closeIdleConnections();
+      await closed;
+      clearInterval(sweep);
+      clearTimeout(timer);
+      if (target.kind === "unix") await rm(target.path, { force: true });
+      log.info({ action: "shutdown" }, "rest-server stopped");
+    },
+  };
+}
