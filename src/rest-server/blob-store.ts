@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { type FileHandle, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
+import { chmod, type FileHandle, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { fsyncDirectory } from "../system/atomic-write.js";
 import { isErrno } from "../system/errors.js";
@@ -54,11 +54,14 @@ export class BlobStore {
 
   private async makeDir(dir: string): Promise<void> {
     await mkdir(dir, { recursive: true, mode: this.dirMode });
+    // mkdir's mode is filtered by the umask; group access must be set explicitly.
+    if (this.dirMode & 0o070) await chmod(dir, this.dirMode);
   }
 
   /** Create the repository's directories (idempotent), including data/00..ff. */
   async createRepo(repo: readonly string[]): Promise<void> {
     const dir = this.repoDir(repo);
+    for (let depth = 1; depth <= repo.length; depth++) await this.makeDir(this.repoDir(repo.slice(0, depth)));
     await this.makeDir(dir);
     for (const type of BLOB_TYPES) await this.makeDir(path.join(dir, type));
     const data = path.join(dir, "data");

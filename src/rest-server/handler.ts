@@ -80,6 +80,16 @@ async function handle(ctx: HandlerContext, req: IncomingMessage, res: ServerResp
   }
 }
 
+/** Set headers one by one (so the access log can read them back), then send the status line. */
+function writeHeaders(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | number> = {},
+): ServerResponse {
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  return res.writeHead(status);
+}
+
 function methodNotAllowed(allow: string): HttpError {
   return new HttpError(405, "method not allowed", { Allow: allow });
 }
@@ -95,7 +105,7 @@ async function createRepo(
   if (query.get("create") !== "true") throw new HttpError(400, "POST on a repository needs ?create=true");
   await ctx.store.createRepo(target.repo);
   ctx.log.info({ action: "create-repo", repo: `/${repoKey(target.repo)}` }, "repository created");
-  res.writeHead(200, { "Content-Length": "0" }).end();
+  writeHeaders(res, 200, { "Content-Length": "0" }).end();
 }
 
 async function listBlobs(
@@ -110,7 +120,7 @@ async function listBlobs(
   const entries = await ctx.store.list(repo, type, v2);
   if (!entries) throw new HttpError(404, "not found");
   const body = JSON.stringify(v2 ? entries : entries.map((entry) => entry.name));
-  res.writeHead(200, {
+  writeHeaders(res, 200, {
     "Content-Type": v2 ? V2_MEDIA_TYPE : V1_MEDIA_TYPE,
     "Content-Length": Buffer.byteLength(body),
   });
@@ -175,7 +185,7 @@ async function sendObject(
       "Accept-Ranges": "bytes",
     };
     if (range.kind === "partial") headers["Content-Range"] = `bytes ${start}-${end}/${info.size}`;
-    res.writeHead(range.kind === "partial" ? 206 : 200, headers);
+    writeHeaders(res, range.kind === "partial" ? 206 : 200, headers);
     if (req.method === "HEAD" || length === 0) {
       res.end();
       return;
@@ -225,7 +235,7 @@ async function receiveObject(
   }
   if (outcome === "already-present") reservation?.release();
   else ctx.metrics?.record("write", labels, size);
-  res.writeHead(200, { "Content-Length": "0" }).end();
+  writeHeaders(res, 200, { "Content-Length": "0" }).end();
 }
 
 async function deleteObject(
@@ -242,7 +252,7 @@ async function deleteObject(
     ctx.usage?.removed(target.repo, removed);
     ctx.metrics?.record("delete", labels, removed);
   }
-  res.writeHead(200, { "Content-Length": "0" }).end();
+  writeHeaders(res, 200, { "Content-Length": "0" }).end();
 }
 
 async function serveMetrics(
@@ -257,7 +267,7 @@ async function serveMetrics(
   }
   if (req.method !== "GET" && req.method !== "HEAD") throw methodNotAllowed("GET, HEAD");
   const body = await metrics.registry.metrics();
-  res.writeHead(200, {
+  writeHeaders(res, 200, {
     "Content-Type": metrics.registry.contentType,
     "Content-Length": Buffer.byteLength(body),
   });
@@ -282,7 +292,7 @@ function sendError(ctx: HandlerContext, req: IncomingMessage, res: ServerRespons
   };
   // An unread request body would have to be drained before the next request; close instead.
   if (!req.complete) headers.Connection = "close";
-  res.writeHead(status, headers);
+  writeHeaders(res, status, headers);
   res.end(body);
 }
 

@@ -1,0 +1,148 @@
+import { createHash } from "node:crypto";
+import { appendFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import bcrypt from "bcrypt";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/system/errors.js";
+import { useScope } from "../support/scope.js";
+import { createRepo, request, sha256, startTestServer } from "./fixture.js";
+
+const ALICE: [string, string] = ["alice", "alice-secret"];
+const BOB: [string, string] = ["bob", "bob-secret"];
+
+async function htpasswd(dir: string, cost = 4): Promise<string> {
+  const file = path.join(dir, ".htpasswd");
+  const sha = `{SHA}${createHash("sha1").update(BOB[1]).digest("base64")}`;
+  await writeFile(file, `alice:${await bcrypt.hash(ALICE[1], cost)}\nbob:${sha}\n`);
+  return file;
+}
+
+describe("rest-server authentication and access control", () => {
+  const scope = useScope();
+
+  async function authServer(overrides = {}) {
+    const root = await scope.tempDir("stowage-rest-");
+    await htpasswd(root);
+    return startTestServer(scope, { path: root, noAuth: false, ...overrides });
+  }
+
+  it("demands Basic credentials with WWW-Authenticate and accepts bcrypt and {SHA} users", async () => {
+    const { url } = await authServer();
+    const anonymous = await request(url, "/?create=true", { method: "POST" });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers["www-authenticate"]).toMatch(/^Basic realm=/);
+    expect((await request(url, "/?create=true", { method: "POST", auth: ["alice", "wrong"] })).status).toBe(
+      401,
+    );
+    expect((await request(url, "/?create=true", { method: "POST", auth: ["mallory", "x"] })).status).toBe(
+      401,
+    );
+    for (const header of ["Basic !!!", "Basic YWxpY2U=", "Basic", "Digest abc", `Basic ${"A".repeat(5)}`]) {
+      const reply = await request(url, "/keys/", { headers: { Authorization: header } });
+      expect(reply.status, header).toBe(401);
+    }
+    expect((await request(url, "/?create=true", { method: "POST", auth: ALICE })).status).toBe(200);
+    expect((await request(url, "/keys/", { auth: BOB })).status).toBe(200);
+  });
+
+  it("keeps each user to /<user>/ with --private-repos", async () => {
+    const { url } = await authServer({ privateRepos: true });
+    await createRepo(url, "/alice/", ALICE);
+    await createRepo(url, "/alice/laptop/", ALICE);
+    expect((await request(url, "/bob/?create=true", { method: "POST", auth: ALICE })).status).toBe(401);
+    expect((await request(url, "/alice/keys/", { auth: BOB })).status).toBe(401);
+    expect((await request(url, "/alice/laptop/config", { method: "HEAD", auth: BOB })).status).toBe(401);
+    expect((await request(url, "/?create=true", { method: "POST", auth: ALICE })).status).toBe(401);
+    expect((await request(url, "/alice/laptop/keys/", { auth: ALICE })).status).toBe(200);
+  });
+
+  it("takes the user from a trusted proxy header", async () => {
+    const { url } = await authServer({ proxyAuthUsername: "X-Forwarded-User", privateRepos: true });
+    expect(
+      (
+        await request(url, "/carol/?create=true", {
+          method: "POST",
+          headers: { "X-Forwarded-User": "carol" },
+        })
+      ).status,
+    ).toBe(200);
+    expect(
+      (
+        await request(url, "/alice/?create=true", {
+          method: "POST",
+          headers: { "X-Forwarded-User": "carol" },
+        })
+      ).status,
+    ).toBe(401);
+    expect((await request(url, "/alice/?create=true", { method: "POST", auth: ALICE })).status).toBe(200);
+  });
+
+  it("re-reads the htpasswd file when it changes, and on reload()", async () => {
+    const root = await scope.tempDir("stowage-rest-");
+    const file = await htpasswd(root);
+    const { url, server } = await startTestServer(scope, { path: root, noAuth: false });
+    const carol: [string, string] = ["carol", "carol-secret"];
+    expect((await request(url, "/keys/", { auth: carol })).status).toBe(401);
+    await appendFile(file, `carol:${await bcrypt.hash(carol[1], 4)}\n`);
+    await server.reload();
+    await createRepo(url, "/", carol);
+    expect((await request(url, "/keys/", { auth: carol })).status).toBe(200);
+
+    await writeFile(file, `alice:${await bcrypt.hash(ALICE[1], 4)}\n`);
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    expect((await request(url, "/keys/", { auth: carol })).status).toBe(401);
+    expect((await request(url, "/keys/", { auth: ALICE })).status).toBe(200);
+  });
+
+  it("spends as long on an unknown user as on a wrong password", async () => {
+    const root = await scope.tempDir("stowage-rest-");
+    await htpasswd(root, 10);
+    const { url } = await startTestServer(scope, { path: root, noAuth: false });
+    const time = async (auth: [string, string]) => {
+      const started = process.hrtime.bigint();
+      expect((await request(url, "/keys/", { auth })).status).toBe(401);
+      return Number(process.hrtime.bigint() - started) / 1e6;
+    };
+    const wrong = Math.min(await time(["alice", "nope"]), await time(["alice", "nope2"]));
+    const unknown = Math.min(await time(["nobody", "nope"]), await time(["nobody2", "nope"]));
+    expect(wrong).toBeGreaterThan(10);
+    expect(unknown).toBeGreaterThan(wrong * 0.5);
+  });
+
+  it("refuses to start without a loadable htpasswd file, or with --private-repos and --no-auth", async () => {
+    const root = await scope.tempDir("stowage-rest-");
+    await expect(startTestServer(scope, { path: root, noAuth: false })).rejects.toThrow(
+      `cannot load htpasswd file ${path.join(root, ".htpasswd")}`,
+    );
+    await expect(startTestServer(scope, { path: root, privateRepos: true })).rejects.toBeInstanceOf(
+      ConfigError,
+    );
+    await expect(startTestServer(scope, { path: root, tlsCert: "/x" })).rejects.toThrow(
+      "--tls-cert and --tls-key need --tls",
+    );
+  });
+
+  it("lets append-only clients add and delete locks but nothing else", async () => {
+    const { url } = await startTestServer(scope, { appendOnly: true });
+    await createRepo(url, "/");
+    expect((await request(url, "/config", { method: "POST", body: "cfg" })).status).toBe(200);
+    const lock = "lock";
+    const data = "data";
+    expect((await request(url, `/locks/${sha256(lock)}`, { method: "POST", body: lock })).status).toBe(200);
+    expect((await request(url, `/data/${sha256(data)}`, { method: "POST", body: data })).status).toBe(200);
+    // Re-upload of an identical blob after a lost response succeeds (upstream #196).
+    expect((await request(url, `/data/${sha256(data)}`, { method: "POST", body: data })).status).toBe(200);
+    expect((await request(url, `/data/${sha256(data)}`, { method: "DELETE" })).status).toBe(403);
+    expect((await request(url, "/config", { method: "DELETE" })).status).toBe(403);
+    expect((await request(url, `/locks/${sha256(lock)}`, { method: "DELETE" })).status).toBe(200);
+    expect((await request(url, `/data/${sha256(data)}`)).text).toBe(data);
+  });
+
+  it("skips hash checks with --no-verify-upload, refusing to overwrite", async () => {
+    const { url } = await startTestServer(scope, { noVerifyUpload: true });
+    await createRepo(url, "/");
+    const id = sha256("something else");
+    expect((await request(url, `/data/${id}`, { method: "POST", body: "content" })).status).toBe(200);
+    expect((await request(url, `/data/${id}`, { method: "POST", body: "content" })).status).toBe(403);
+  });
+});
