@@ -20,6 +20,8 @@ declare -A NEEDED=(
   [mount]=mount
   [tar]=tar
   [systemd-escape]=systemd
+  [openssl]=openssl
+  [diff]=diffutils
 )
 
 missing_packages() {
