@@ -119,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
   const cli = program();
   cli.parse(argv, { from: "user" });
   const flags = cli.opts<Flags>();
-  const log = createLogger({ name: "rest-server", level: flags.debug ? "debug" : "info" });
+  const log = createLogger({ name: "rest-server", ...(flags.debug ? { level: "debug" } : {}) });
   const options = serverOptions(flags);
   const env = process.env;
   const disk = diskSpecFrom({

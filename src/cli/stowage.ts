@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { runMain } from "./main.js";
-import { main } from "./stowage-cli.js";
+// See rest-server.ts: `stowage rest-server` needs the larger threadpool too.
+process.env.UV_THREADPOOL_SIZE ??= "16";
+const { runMain } = await import("./main.js");
+const { main } = await import("./stowage-cli.js");
 
 await runMain("stowage", main);

@@ -7,7 +7,7 @@ import { HttpError, storageError } from "./http-error.js";
 import { BLOB_TYPES, type BlobType, isBlobId, type ObjectType } from "./repo-path.js";
 
 /** Write buffered upload data in batches of this size: fewer syscalls than one per socket chunk. */
-const WRITE_BATCH_BYTES = 1024 * 1024;
+const WRITE_BATCH_BYTES = 512 * 1024;
 const STAT_CONCURRENCY = 64;
 const TEMP_PREFIX = ".tmp-";
 

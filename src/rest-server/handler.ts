@@ -13,7 +13,7 @@ import type { UsageTracker } from "./usage-tracker.js";
 
 export const V1_MEDIA_TYPE = "application/vnd.x.restic.rest.v1";
 export const V2_MEDIA_TYPE = "application/vnd.x.restic.rest.v2";
-const READ_CHUNK_BYTES = 1024 * 1024;
+const READ_CHUNK_BYTES = 256 * 1024;
 
 export interface HandlerContext {
   store: BlobStore;
