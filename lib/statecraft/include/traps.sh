@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# Cleanup actions, kept in an on-disk journal so they survive a crash: trap_exit, trap_exit_eval.
+# Each entry is one line "E <base64 of shell text>", made durable before the caller goes on to
+# create the thing it undoes. Entries run last-in first-out at the end of the run, or from
+# `statecraft --recover` after a crash.
+
+_journal_append() {
+    [ -n "${STATECRAFT_JOURNAL:-}" ] || { echo "statecraft: no cleanup journal (not run by statecraft?)" >&2; return 1; }
+    printf 'E %s\n' "$(printf '%s' "$1" | base64 -w0)" >> "$STATECRAFT_JOURNAL" || return 1
+    sync "$STATECRAFT_JOURNAL" 2> /dev/null || true
+}
+
+# trap_exit CMD [ARG...]: run this command at the end of the run.
+trap_exit() {
+    local text
+    printf -v text '%q ' "$@"
+    _journal_append "$text"
+}
+
+# trap_exit_eval TEXT: run this shell text at the end of the run.
+trap_exit_eval() {
+    _journal_append "$1"
+}
+
+# journal_replay FILE: run every entry, newest first, each in its own subshell; failures are
+# reported and do not stop the others. Returns the number of failed entries (capped at 1).
+journal_replay() {
+    local file="$1" line text failed=0
+    [ -f "$file" ] || return 0
+    while IFS= read -r line; do
+        [ "${line:0:2}" == "E " ] || continue
+        text="$(printf '%s' "${line:2}" | base64 -d)" || { failed=1; continue; }
+        if ! (eval "$text"); then
+            echo "statecraft: cleanup failed: $text" >&2
+            failed=1
+        fi
+    done < <(tac "$file")
+    return "$failed"
+}

@@ -1,0 +1,131 @@
+import { spawn } from "node:child_process";
+import { randomInt } from "node:crypto";
+import { once } from "node:events";
+import { mkdir, rmdir } from "node:fs/promises";
+import path from "node:path";
+import type { Writable } from "node:stream";
+import { withLock } from "../system/lock.js";
+import { createJournal, recoverDeadRuns } from "./journal.js";
+import { libDir, runBase, stateDir } from "./locations.js";
+import type { StateScript } from "./scripts.js";
+
+export interface RunOptions {
+  scripts: StateScript[];
+  pathsDir: string;
+  command: string[];
+  target: string | undefined;
+  quiet: boolean;
+  verbose: boolean;
+  stateDir: string | undefined;
+  /** Seconds the command gets after a forwarded signal before SIGKILL. */
+  graceSeconds: number;
+}
+
+const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+export function newRunId(): string {
+  return Array.from({ length: 10 }, () => ALPHANUMERIC[randomInt(ALPHANUMERIC.length)]).join("");
+}
+
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGTERM: 15,
+  SIGKILL: 9,
+};
+
+async function selinuxEnabled(): Promise<boolean> {
+  try {
+    const { readFile } = await import("node:fs/promises");
+    return (await readFile("/sys/fs/selinux/enforce", "utf8")).trim() !== "";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * One run: lock the paths dir, recover dead runs, make the run and target dirs and the journal,
+ * then hand over to runner.sh inside a private mount namespace, forwarding signals to it. Returns
+ * the exit status (the command's, a state script's, 127, or 128+N).
+ */
+export async function runState(options: RunOptions): Promise<number> {
+  const lib = libDir();
+  const state = stateDir(options.stateDir);
+  return withLock(
+    options.pathsDir,
+    async () => {
+      await recoverDeadRuns(state, lib, { trace: options.verbose });
+      const runId = newRunId();
+      const runDir = path.join(runBase(), runId);
+      await mkdir(runDir, { recursive: true, mode: 0o700 });
+      const target = options.target ?? path.join(runDir, "target");
+      const ownTarget = options.target === undefined;
+      if (ownTarget) await mkdir(target, { mode: 0o755 });
+      else await mkdir(target, { recursive: true });
+      // Replayed last-in first-out: the target dir goes before the run dir.
+      const journal = await createJournal(state, runId, ownTarget ? [runDir, target] : [runDir]);
+      try {
+        return await spawnRunner(lib, options, { runId, runDir, target, journal, ownTarget });
+      } finally {
+        if (ownTarget) await rmdir(target).catch(() => {});
+        await rmdir(runDir).catch(() => {});
+      }
+    },
+    { timeoutMs: 10_000 },
+  );
+}
+
+async function spawnRunner(
+  lib: string,
+  options: RunOptions,
+  run: { runId: string; runDir: string; target: string; journal: string; ownTarget: boolean },
+): Promise<number> {
+  const scriptArgs = options.scripts.flatMap((script) => [script.id, script.file]);
+  const child = spawn(
+    "unshare",
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "bash",
+      path.join(lib, "runner.sh"),
+      ...scriptArgs,
+      "--",
+      ...options.command,
+    ],
+    {
+      stdio: ["inherit", "inherit", "inherit", "pipe"],
+      env: {
+        ...process.env,
+        LIB_DIR: lib,
+        RUN_ID: run.runId,
+        RUN_DIR: run.runDir,
+        TARGET_DIR: run.target,
+        SCRIPTS_DIR: options.pathsDir,
+        QUIET: String(options.quiet),
+        VERBOSE: String(options.verbose),
+        SELINUX: String(await selinuxEnabled()),
+        VERSION: process.env.npm_package_version ?? "",
+        STATECRAFT_JOURNAL: run.journal,
+        STATECRAFT_TARGET_TMPFS: String(run.ownTarget),
+        STATECRAFT_GRACE: String(options.graceSeconds),
+      },
+    },
+  );
+  // Keep the pipe open for the runner's watchdog: it tears down when this process dies.
+  const lifeline = child.stdio[3] as Writable;
+  lifeline.on("error", () => {});
+  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const signal of signals) process.on(signal, forward);
+  try {
+    const [code, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
+    if (code !== null) return code;
+    // The runner itself was killed: replay its journal now so nothing is left behind.
+    await recoverDeadRuns(stateDir(options.stateDir), lib, { trace: options.verbose });
+    return 128 + (SIGNAL_NUMBERS[signal ?? "SIGKILL"] ?? 9);
+  } finally {
+    for (const signal of signals) process.off(signal, forward);
+    lifeline.destroy();
+  }
+}

@@ -1,0 +1,157 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdir, readdir, symlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { run } from "../../src/system/exec.js";
+import { createLoopBtrfs } from "../support/btrfs.js";
+import type { TestScope } from "../support/scope.js";
+
+export const ROOT = path.resolve(import.meta.dirname, "../..");
+export const CLI = path.join(ROOT, "dist/cli/statecraft.js");
+export const SCRIPTS = path.join(ROOT, "lib/statecraft/state-scripts");
+
+export interface Layout {
+  base: string;
+  etc: string;
+  var: string;
+  srv: string;
+  foo: string;
+  bar: string;
+  pathsDir: string;
+  stateDir: string;
+  /** Top-level mount points to list subvolumes from. */
+  varTop: string;
+  srvDevice: string;
+}
+
+export function escapeOf(p: string): Promise<string> {
+  return run(process.execPath, [CLI, "-e", p]).then((r) => r.stdout.trim());
+}
+
+/**
+ * Seed 000's layout on loop btrfs: a bind path (etc), a root-subvolume filesystem with
+ * .snapshots (var), and a Snapper flat filesystem with @, @foo, @bar mounted at srv,
+ * srv/containers/foo and srv/containers/bar, whose top level is not mounted.
+ */
+export async function fcosLayout(scope: TestScope): Promise<Layout> {
+  const base = await scope.tempDir("stowage-sc-");
+  const etc = path.join(base, "etc");
+  await mkdir(etc);
+  await writeFile(path.join(etc, "hostname"), "fcos\n");
+  await writeFile(path.join(base, "single.conf"), "single file\n");
+
+  const varFs = await createLoopBtrfs(scope);
+  await run("btrfs", ["subvolume", "create", path.join(varFs.mountPoint, ".snapshots")]);
+  await writeFile(path.join(varFs.mountPoint, "var-data"), "var before\n");
+
+  const srvFs = await createLoopBtrfs(scope);
+  for (const sub of ["@", "@foo", "@bar"])
+    await run("btrfs", ["subvolume", "create", path.join(srvFs.mountPoint, sub)]);
+  await mkdir(path.join(srvFs.mountPoint, "@", "containers", "foo"), { recursive: true });
+  await mkdir(path.join(srvFs.mountPoint, "@", "containers", "bar"), { recursive: true });
+  await writeFile(path.join(srvFs.mountPoint, "@", "srv-data"), "srv before\n");
+  await writeFile(path.join(srvFs.mountPoint, "@foo", "foo-data"), "foo before\n");
+  await writeFile(path.join(srvFs.mountPoint, "@bar", "bar-data"), "bar before\n");
+  await run("umount", [srvFs.mountPoint]);
+
+  const srv = path.join(base, "srv");
+  const foo = path.join(srv, "containers", "foo");
+  const bar = path.join(srv, "containers", "bar");
+  await mkdir(srv);
+  const device = srvFs.devices[0] ?? "";
+  await run("mount", ["-t", "btrfs", "-o", "subvol=/@", device, srv]);
+  scope.defer(`unmount ${srv}`, () => run("umount", ["--recursive", srv]));
+  await run("mount", ["-t", "btrfs", "-o", "subvol=/@foo", device, foo]);
+  await run("mount", ["-t", "btrfs", "-o", "subvol=/@bar", device, bar]);
+  // Keep a top-level mount of srv's filesystem for the test's own inspection.
+  const srvTop = path.join(base, "srv-top");
+  await mkdir(srvTop);
+  await run("mount", ["-t", "btrfs", "-o", "subvol=/", device, srvTop]);
+  scope.defer(`unmount ${srvTop}`, () => run("umount", [srvTop]));
+
+  const pathsDir = path.join(base, "paths.d");
+  await mkdir(pathsDir);
+  const link = async (script: string, target: string) =>
+    symlink(path.join(SCRIPTS, script), path.join(pathsDir, `${await escapeOf(target)}.state.sh`));
+  await link("bind.sh", etc);
+  await link("bind.sh", path.join(base, "single.conf"));
+  await link("btrfs.sh", varFs.mountPoint);
+  await link("btrfs.sh", srv);
+  await link("btrfs.sh", foo);
+  await link("btrfs.sh", bar);
+  const stateDir = path.join(base, "state");
+  return {
+    base,
+    etc,
+    var: varFs.mountPoint,
+    srv,
+    foo,
+    bar,
+    pathsDir,
+    stateDir,
+    varTop: varFs.mountPoint,
+    srvDevice: device,
+    srvTop,
+  } as Layout & { srvTop: string };
+}
+
+/** Snapshot subvolumes statecraft made (snap-* or *_snap-*) on the given top-level mounts. */
+export async function leftoverSnapshots(...tops: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const top of tops) {
+    const list = (await run("btrfs", ["subvolume", "list", "-a", top])).stdout;
+    for (const line of list.split("\n")) if (/snap-[A-Za-z0-9]{10}$/.test(line)) found.push(line);
+  }
+  return found;
+}
+
+/** The built command; with `prelude`, run through bash inside a private mount namespace after it. */
+export function statecraft(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+  prelude?: string,
+): ChildProcess {
+  const argv = prelude
+    ? [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "bash",
+        "-c",
+        `${prelude} && exec "$@"`,
+        "bash",
+        process.execPath,
+        CLI,
+        ...args,
+      ]
+    : [process.execPath, CLI, ...args];
+  return spawn(argv[0] as string, argv.slice(1), {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(cwd ? { cwd } : {}),
+  });
+}
+
+export async function runStatecraft(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd?: string,
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = statecraft(args, env, cwd);
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr?.on("data", (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const [status] = (await once(child, "exit")) as [number | null];
+  return { status, stdout, stderr };
+}
+
+export async function journals(stateDir: string): Promise<string[]> {
+  return readdir(path.join(stateDir, "journal")).catch(() => []);
+}
