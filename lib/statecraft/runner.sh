@@ -24,14 +24,19 @@ export APP_NAME VERSION LIB_DIR SELINUX QUIET VERBOSE SCRIPTS_DIR TARGET_DIR RUN
 printf 'P %s %s\n' "$$" "$(cut -d' ' -f22 "/proc/$$/stat")" >> "$STATECRAFT_JOURNAL"
 
 SIGNAL_STATUS=""
+KILLER=""
 CHILD=""
 CHILD_GROUP=""
 on_signal() {
     SIGNAL_STATUS=$((128 + $2))
     [ -n "$CHILD" ] || return 0
     if [ -n "$CHILD_GROUP" ]; then kill -s "$1" -- "-$CHILD" 2> /dev/null; else kill -s "$1" "$CHILD" 2> /dev/null; fi
-    # Bounded wait: the child gets STATECRAFT_GRACE seconds, then SIGKILL.
-    (sleep "${STATECRAFT_GRACE:-30}"; kill -KILL -- "-$CHILD" 2> /dev/null; kill -KILL "$CHILD" 2> /dev/null) 3<&- &
+    # Bounded wait: the child gets STATECRAFT_GRACE seconds, then SIGKILL. (From "/", so this
+    # helper never keeps the target directory busy.)
+    [ -n "$KILLER" ] || {
+        (cd / && sleep "${STATECRAFT_GRACE:-30}"; kill -KILL -- "-$CHILD" 2> /dev/null; kill -KILL "$CHILD" 2> /dev/null) 3<&- &
+        KILLER=$!
+    }
 }
 trap 'on_signal INT 2' INT
 trap 'on_signal HUP 1' HUP
@@ -58,6 +63,7 @@ wait_child() {
 finish() {
     local status="$1"
     [ -z "$WATCHDOG" ] || kill "$WATCHDOG" 2> /dev/null
+    [ -z "$KILLER" ] || kill "$KILLER" 2> /dev/null
     cd / || true
     if journal_replay "$STATECRAFT_JOURNAL"; then
         rm -f "$STATECRAFT_JOURNAL"

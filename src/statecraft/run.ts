@@ -71,7 +71,8 @@ export async function runState(options: RunOptions): Promise<number> {
         await rmdir(runDir).catch(() => {});
       }
     },
-    { timeoutMs: 10_000 },
+    // A lock left by a killed run is taken over after 3 s; a live run makes the next one wait 10 s, then fail.
+    { timeoutMs: 10_000, staleMs: 3_000 },
   );
 }
 

@@ -22,15 +22,19 @@ trap_exit_eval() {
     _journal_append "$1"
 }
 
-# journal_replay FILE: run every entry, newest first, each in its own subshell; failures are
-# reported and do not stop the others. Returns the number of failed entries (capped at 1).
+# journal_replay FILE [lenient]: run every entry, newest first, each in its own subshell; failures
+# are reported and do not stop the others. Returns 1 if any entry failed. "lenient" (recovery of a
+# dead run) ignores failures of umount/rmdir/rm/quiet/verbose: the dead run's mount namespace and
+# its private target took those mounts and files with them.
 journal_replay() {
-    local file="$1" line text failed=0
+    local file="$1" mode="${2:-}" line text failed=0
     [ -f "$file" ] || return 0
     while IFS= read -r line; do
         [ "${line:0:2}" == "E " ] || continue
         text="$(printf '%s' "${line:2}" | base64 -d)" || { failed=1; continue; }
-        if ! (eval "$text"); then
+        if [ "$mode" == "lenient" ] && [[ "$text" =~ ^(umount|rmdir|rm|quiet|verbose)\  ]]; then
+            (eval "$text") > /dev/null 2>&1 || true
+        elif ! (eval "$text"); then
             echo "statecraft: cleanup failed: $text" >&2
             failed=1
         fi
