@@ -1,0 +1,96 @@
+import { mkdir, symlink, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { run } from "../../src/system/exec.js";
+import { useScope } from "../support/scope.js";
+import { escapeOf, runStatecraft, SCRIPTS } from "./harness.js";
+
+const LIB = path.resolve(import.meta.dirname, "../../lib/statecraft");
+
+describe("bundled state scripts and mount helpers (real mounts)", () => {
+  const scope = useScope();
+
+  async function setup() {
+    const dir = await scope.tempDir("stowage-sc-");
+    const pathsDir = path.join(dir, "paths.d");
+    await mkdir(pathsDir);
+    const add = async (script: string, name: string) =>
+      symlink(path.join(SCRIPTS, script), path.join(pathsDir, `${name}.state.sh`));
+    return { dir, pathsDir, add, env: { STATECRAFT_STATE_DIR: path.join(dir, "state") } };
+  }
+
+  it("mountinfo and is_mountpoint find mount points with spaces (the original's bug)", async () => {
+    const target = path.join(await scope.tempDir(), "with space\tand tab");
+    await mkdir(target);
+    await run("mount", ["-t", "tmpfs", "stowage-test", target]);
+    scope.defer("unmount", () => run("umount", [target]));
+    const result = await run(
+      "bash",
+      [
+        "-c",
+        'source "$LIB_DIR/include/statecraft.sh"; mountinfo "$1" fstype; mountinfo "$1" source; mountinfo "$1" target; is_mountpoint "$1" && echo yes; is_mountpoint "$1/x" || echo no',
+        "t",
+        target,
+      ],
+      {
+        env: { ...process.env, LIB_DIR: LIB },
+      },
+    );
+    expect(result.stdout).toBe(`tmpfs\nstowage-test\n${target}\nyes\nno\n`);
+  });
+
+  it("tar-xz.sh archives a live path; bind.sh mounts a source at another target (TARGET+SOURCE)", async () => {
+    const { dir, pathsDir, add, env } = await setup();
+    const data = path.join(dir, "data");
+    await mkdir(data);
+    await writeFile(path.join(data, "a.txt"), "archived\n");
+    await add("tar-xz.sh", await escapeOf(data));
+    await add("bind.sh", `${await escapeOf("/view/data")}+${await escapeOf(data)}`);
+    const result = await runStatecraft(
+      ["-q", "-p", pathsDir, "--", "sh", "-c", `tar -tJf .${data}.tar.xz && cat view/data/a.txt`],
+      env,
+    );
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stdout).toBe("./\n./a.txt\narchived\n");
+  });
+
+  it("disk-info.sh describes the paths that are mount points", async () => {
+    const { dir, pathsDir, add, env } = await setup();
+    const disk = path.join(dir, "disk");
+    await mkdir(disk);
+    await run("mount", ["-t", "tmpfs", "stowage-disk", disk]);
+    scope.defer("unmount", () => run("umount", [disk]));
+    await add("bind.sh", await escapeOf(disk));
+    await add("disk-info.sh", await escapeOf("/disks.json"));
+    const result = await runStatecraft(["-q", "-p", pathsDir, "--", "jq", "-c", ".", "disks.json"], env);
+    expect(result.status, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual([
+      { partition: "stowage-disk", filesystem: "tmpfs", mountpoint: disk },
+    ]);
+  });
+
+  it("fcos-release.sh takes the stream from the system instead of assuming 'stable'", async () => {
+    const { dir, pathsDir, add, env } = await setup();
+    const bin = path.join(dir, "bin");
+    await mkdir(bin);
+    const status = {
+      deployments: [{ booted: true, "base-commit-meta": { "fedora-coreos.stream": "testing" } }],
+    };
+    await writeFile(path.join(bin, "rpm-ostree"), `#!/bin/sh\necho '${JSON.stringify(status)}'\n`, {
+      mode: 0o755,
+    });
+    await add("fcos-release.sh", await escapeOf("/fcos-release.json"));
+    const result = await runStatecraft(
+      ["-q", "-p", pathsDir, "--", "jq", "-c", "{stream, artifacts, deployments}", "fcos-release.json"],
+      {
+        ...env,
+        PATH: `${bin}:${process.env.PATH}`,
+      },
+    );
+    expect(result.status, result.stderr).toBe(0);
+    const info = JSON.parse(result.stdout);
+    expect(info.stream).toBe("testing");
+    expect(info.artifacts).toContain("/streams/testing/builds/");
+    expect(info.deployments).toEqual(status.deployments);
+  });
+});
