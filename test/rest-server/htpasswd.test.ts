@@ -18,7 +18,7 @@ describe("htpasswd", () => {
       "bad name:{SHA}x",
       "nocolon",
       "",
-      "zoë@example.org:" + sha("x"),
+      `zoë@example.org:${sha("x")}`,
     ].join("\n");
     const { users, skipped } = parseHtpasswd(text);
     expect([...users.keys()]).toEqual(["alice", "bob", "carol", "dave", "zoë@example.org"]);

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdir, readdir, symlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../../src/system/exec.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
@@ -21,6 +21,7 @@ export interface Layout {
   stateDir: string;
   /** Top-level mount points to list subvolumes from. */
   varTop: string;
+  srvTop: string;
   srvDevice: string;
 }
 
@@ -92,7 +93,7 @@ export async function fcosLayout(scope: TestScope): Promise<Layout> {
     varTop: varFs.mountPoint,
     srvDevice: device,
     srvTop,
-  } as Layout & { srvTop: string };
+  };
 }
 
 /** Snapshot subvolumes statecraft made (snap-* or *_snap-*) on the given top-level mounts. */
@@ -154,4 +155,15 @@ export async function runStatecraft(
 
 export async function journals(stateDir: string): Promise<string[]> {
   return readdir(path.join(stateDir, "journal")).catch(() => []);
+}
+
+/** The content of a file once it exists and ends with a newline (written by a process under test). */
+export async function waitForFile(file: string, timeoutMs = 30_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(file, "utf8").catch(() => undefined);
+    if (text?.endsWith("\n")) return text;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${file}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

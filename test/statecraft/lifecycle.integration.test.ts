@@ -11,17 +11,8 @@ import {
   runStatecraft,
   SCRIPTS,
   statecraft,
+  waitForFile,
 } from "./harness.js";
-
-async function waitFor(file: string, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = await readFile(file, "utf8").catch(() => undefined);
-    if (text !== undefined && text.endsWith("\n")) return text;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${file}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const alive = (pid: number) => {
   try {
@@ -40,14 +31,10 @@ async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 30
   }
 }
 
-type LayoutWithTop = Awaited<ReturnType<typeof fcosLayout>> & { srvTop: string };
-
 describe("statecraft crash safety, signals and bad input (real system)", () => {
   const scope = useScope();
 
-  async function layout(): Promise<LayoutWithTop> {
-    return (await fcosLayout(scope)) as LayoutWithTop;
-  }
+  const layout = () => fcosLayout(scope);
 
   /** A command that records its pid and its parent's (the runner), then waits. */
   async function pidsCommand(dir: string): Promise<{ script: string; pids: string }> {
@@ -68,7 +55,10 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
       STATECRAFT_STATE_DIR: l.stateDir,
       STATECRAFT_GRACE: "2",
     });
-    const [commandPid, runnerPid] = (await waitFor(pids)).trim().split(" ").map(Number) as [number, number];
+    const [commandPid, runnerPid] = (await waitForFile(pids)).trim().split(" ").map(Number) as [
+      number,
+      number,
+    ];
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toHaveLength(4);
     child.kill("SIGKILL");
     await until(() => !alive(runnerPid) && !alive(commandPid));
@@ -80,7 +70,10 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
     const l = await layout();
     const { script, pids } = await pidsCommand(l.base);
     const child = statecraft(["-q", "-p", l.pathsDir, "--", script], { STATECRAFT_STATE_DIR: l.stateDir });
-    const [commandPid, runnerPid] = (await waitFor(pids)).trim().split(" ").map(Number) as [number, number];
+    const [commandPid, runnerPid] = (await waitForFile(pids)).trim().split(" ").map(Number) as [
+      number,
+      number,
+    ];
     for (const pid of [runnerPid, child.pid as number, commandPid]) process.kill(pid, "SIGKILL");
     await until(() => !alive(runnerPid) && !alive(commandPid));
     // The namespace died with its processes: nothing of the run is mounted anywhere.
@@ -103,7 +96,10 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
       `setup_path() { echo "$$ $PPID" > ${marker}.tmp; mv ${marker}.tmp ${marker}; sleep 600; }\n`,
     );
     const child = statecraft(["-q", "-p", l.pathsDir, "--", "true"], { STATECRAFT_STATE_DIR: l.stateDir });
-    const [scriptPid, runnerPid] = (await waitFor(marker)).trim().split(" ").map(Number) as [number, number];
+    const [scriptPid, runnerPid] = (await waitForFile(marker)).trim().split(" ").map(Number) as [
+      number,
+      number,
+    ];
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toHaveLength(4);
     for (const pid of [runnerPid, child.pid as number, scriptPid]) process.kill(pid, "SIGKILL");
     await until(() => !alive(runnerPid) && !alive(scriptPid));
@@ -123,7 +119,7 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
     const { script, pids } = await pidsCommand(l.base);
     const child = statecraft(["-q", "-p", l.pathsDir, "--", script], { STATECRAFT_STATE_DIR: l.stateDir });
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    const [commandPid] = (await waitFor(pids)).trim().split(" ").map(Number) as [number];
+    const [commandPid] = (await waitForFile(pids)).trim().split(" ").map(Number) as [number];
     child.kill("SIGTERM");
     expect(await exited).toBe(143);
     expect(alive(commandPid)).toBe(false);

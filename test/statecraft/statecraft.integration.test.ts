@@ -1,29 +1,18 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { run } from "../../src/system/exec.js";
 import { readMountinfo } from "../../src/system/mountinfo.js";
 import { useScope } from "../support/scope.js";
-import { escapeOf, fcosLayout, journals, leftoverSnapshots, runStatecraft, statecraft } from "./harness.js";
+import { escapeOf, fcosLayout, journals, leftoverSnapshots, statecraft, waitForFile } from "./harness.js";
 
 const mountTable = async () =>
   (await readMountinfo()).map((m) => `${m.mountPoint} ${m.fsType} ${m.root}`).sort();
-
-async function waitFor(file: string, timeoutMs = 30_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = await readFile(file, "utf8").catch(() => undefined);
-    if (text !== undefined) return text;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${file}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe("statecraft on real btrfs, bind mounts and namespaces", () => {
   const scope = useScope();
 
   it("assembles seed 000's layout read-only, isolated from the host, and removes every snapshot", async () => {
-    const layout = (await fcosLayout(scope)) as Awaited<ReturnType<typeof fcosLayout>> & { srvTop: string };
+    const layout = await fcosLayout(scope);
     // The seed's script verbatim, except the one expression Debian 12's jq 1.6 cannot parse.
     const seedScript = await readFile(
       path.join(import.meta.dirname, "fixtures", "podman-containers.state.sh"),
@@ -81,7 +70,7 @@ while [ ! -e ${go} ]; do sleep 0.05; done
       stderr += c.toString();
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    const text = await waitFor(report);
+    const text = await waitForFile(report);
     const during = await mountTable();
     const snapshotsDuring = await leftoverSnapshots(layout.varTop, layout.srvTop);
     await writeFile(go, "");
