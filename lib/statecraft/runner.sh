@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# One statecraft run, inside its private mount namespace (started by the statecraft command as
-# `unshare --mount --propagation private bash runner.sh ID FILE [ID FILE]... -- COMMAND [ARG]...`).
+# One statecraft run, inside its private mount and PID namespaces (started by the statecraft command
+# as `unshare --mount --pid --fork --kill-child --propagation private bash runner.sh ID FILE
+# [ID FILE]... -- COMMAND [ARG]...`). As PID 1 of its namespace, its death takes every process of
+# the run with it, and so every mount: nothing can keep the namespace alive after a crash.
 # Sets up every path with its state script, runs COMMAND in the assembled target directory, and
 # always replays the cleanup journal. Environment: LIB_DIR RUN_ID RUN_DIR TARGET_DIR SCRIPTS_DIR
 # QUIET VERBOSE SELINUX STATECRAFT_JOURNAL STATECRAFT_TARGET_TMPFS STATECRAFT_GRACE.
@@ -20,8 +22,13 @@ COMMAND=("$@")
 APP_NAME=statecraft
 export APP_NAME VERSION LIB_DIR SELINUX QUIET VERBOSE SCRIPTS_DIR TARGET_DIR RUN_DIR RUN_ID STATECRAFT_JOURNAL
 
-# Our own liveness record, so `statecraft --recover` leaves a live run alone.
-printf 'P %s %s\n' "$$" "$(cut -d' ' -f22 "/proc/$$/stat")" >> "$STATECRAFT_JOURNAL"
+# Our PID as the host sees it (/proc is the host's): a liveness record in the journal, so
+# `statecraft --recover` leaves a live run alone, and on fd 3 for the statecraft command, which
+# signals us directly.
+read -r -a _stat < /proc/self/stat
+HOST_PID="${_stat[0]}"
+printf 'P %s %s\n' "$HOST_PID" "$(cut -d' ' -f22 "/proc/$HOST_PID/stat")" >> "$STATECRAFT_JOURNAL"
+{ printf '%s\n' "$HOST_PID" >&3; } 2> /dev/null
 
 SIGNAL_STATUS=""
 KILLER=""

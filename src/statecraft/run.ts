@@ -3,7 +3,7 @@ import { randomInt } from "node:crypto";
 import { once } from "node:events";
 import { mkdir, rmdir } from "node:fs/promises";
 import path from "node:path";
-import type { Writable } from "node:stream";
+import type { Duplex } from "node:stream";
 import { withLock } from "../system/lock.js";
 import { createJournal, recoverDeadRuns } from "./journal.js";
 import { libDir, runBase, stateDir } from "./locations.js";
@@ -85,9 +85,7 @@ async function spawnRunner(
   const child = spawn(
     "unshare",
     [
-      "--mount",
-      "--propagation",
-      "private",
+      ...["--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"],
       "bash",
       path.join(lib, "runner.sh"),
       ...scriptArgs,
@@ -113,10 +111,21 @@ async function spawnRunner(
       },
     },
   );
-  // Keep the pipe open for the runner's watchdog: it tears down when this process dies.
-  const lifeline = child.stdio[3] as Writable;
+  // fd 3 is a socket pair: the runner sends its host PID over it, and its watchdog tears the run
+  // down when this process dies and the socket closes.
+  const lifeline = child.stdio[3] as Duplex;
   lifeline.on("error", () => {});
-  const forward = (signal: NodeJS.Signals) => child.kill(signal);
+  const runnerPid = firstLine(lifeline).then((line) => {
+    const pid = Number(line);
+    if (!Number.isInteger(pid) || pid <= 1)
+      throw new Error(`runner reported an invalid PID: ${JSON.stringify(line)}`);
+    return pid;
+  });
+  runnerPid.catch(() => {});
+  // Signals go to the runner itself: unshare would die of them and take the runner down uncleanly.
+  const forward = (signal: NodeJS.Signals) => {
+    runnerPid.then((pid) => process.kill(pid, signal)).catch(() => {});
+  };
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   for (const signal of signals) process.on(signal, forward);
   try {
@@ -129,4 +138,19 @@ async function spawnRunner(
     for (const signal of signals) process.off(signal, forward);
     lifeline.destroy();
   }
+}
+
+function firstLine(stream: Duplex): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = "";
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString();
+      const newline = text.indexOf("\n");
+      if (newline < 0) return;
+      stream.off("data", onData);
+      resolve(text.slice(0, newline));
+    };
+    stream.on("data", onData);
+    stream.once("close", () => reject(new Error("runner ended before reporting its PID")));
+  });
 }

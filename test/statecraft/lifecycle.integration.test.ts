@@ -23,6 +23,16 @@ const alive = (pid: number) => {
   }
 };
 
+/** Bash that writes its own host PID (/proc is the host's, even in the run's PID namespace). */
+const HOST_PID_TO = (file: string) =>
+  `read -r -a st < /proc/self/stat; echo "\${st[0]}" > ${file}.tmp && mv ${file}.tmp ${file}`;
+
+async function hostPid(file: string): Promise<number> {
+  const pid = Number(await waitForFile(file));
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`bad PID in ${file}`);
+  return pid;
+}
+
 async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
@@ -36,16 +46,23 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
 
   const layout = () => fcosLayout(scope);
 
-  /** A command that records its pid and its parent's (the runner), then waits. */
+  /** A command that records its PID as the host sees it, then waits. */
   async function pidsCommand(dir: string): Promise<{ script: string; pids: string }> {
     const pids = path.join(dir, "pids");
     const script = path.join(dir, "hold.sh");
-    await writeFile(
-      script,
-      `#!/bin/bash\necho "$$ $PPID" > ${pids}.tmp && mv ${pids}.tmp ${pids}\nsleep 600\n`,
-      { mode: 0o755 },
-    );
+    await writeFile(script, `#!/bin/bash\n${HOST_PID_TO(pids)}\nsleep 600\n`, { mode: 0o755 });
     return { script, pids };
+  }
+
+  /** The runner's host PID: the second liveness record of the run's journal. */
+  async function runnerPid(stateDir: string): Promise<number> {
+    const [journal] = await journals(stateDir);
+    const text = await readFile(path.join(stateDir, "journal", journal ?? ""), "utf8");
+    const owners = text.split("\n").filter((line) => line.startsWith("P "));
+    const pid = Number(owners[1]?.split(" ")[1]);
+    // Never let a parsing slip turn into kill(0) or kill(1).
+    if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no runner PID in journal:\n${text}`);
+    return pid;
   }
 
   it("cleans up when statecraft itself is killed -9 during the command", async () => {
@@ -55,13 +72,11 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
       STATECRAFT_STATE_DIR: l.stateDir,
       STATECRAFT_GRACE: "2",
     });
-    const [commandPid, runnerPid] = (await waitForFile(pids)).trim().split(" ").map(Number) as [
-      number,
-      number,
-    ];
+    const commandPid = await hostPid(pids);
+    const runner = await runnerPid(l.stateDir);
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toHaveLength(4);
     child.kill("SIGKILL");
-    await until(() => !alive(runnerPid) && !alive(commandPid));
+    await until(() => !alive(runner) && !alive(commandPid));
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toEqual([]);
     expect(await journals(l.stateDir)).toEqual([]);
   });
@@ -70,12 +85,11 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
     const l = await layout();
     const { script, pids } = await pidsCommand(l.base);
     const child = statecraft(["-q", "-p", l.pathsDir, "--", script], { STATECRAFT_STATE_DIR: l.stateDir });
-    const [commandPid, runnerPid] = (await waitForFile(pids)).trim().split(" ").map(Number) as [
-      number,
-      number,
-    ];
-    for (const pid of [runnerPid, child.pid as number, commandPid]) process.kill(pid, "SIGKILL");
-    await until(() => !alive(runnerPid) && !alive(commandPid));
+    const commandPid = await hostPid(pids);
+    const runner = await runnerPid(l.stateDir);
+    // A crash of the run's PID 1 (and of statecraft) takes every process of the run with it.
+    for (const pid of [runner, child.pid as number]) process.kill(pid, "SIGKILL");
+    await until(() => !alive(runner) && !alive(commandPid));
     // The namespace died with its processes: nothing of the run is mounted anywhere.
     expect((await readMountinfo()).filter((m) => m.mountPoint.startsWith("/run/statecraft"))).toEqual([]);
     expect(await journals(l.stateDir)).toHaveLength(1);
@@ -91,18 +105,13 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
     const l = await layout();
     const marker = path.join(l.base, "in-setup");
     const slow = path.join(l.pathsDir, `${await escapeOf("/zzz-slow")}.state.sh`);
-    await writeFile(
-      slow,
-      `setup_path() { echo "$$ $PPID" > ${marker}.tmp; mv ${marker}.tmp ${marker}; sleep 600; }\n`,
-    );
+    await writeFile(slow, `setup_path() { ${HOST_PID_TO(marker)}; sleep 600; }\n`);
     const child = statecraft(["-q", "-p", l.pathsDir, "--", "true"], { STATECRAFT_STATE_DIR: l.stateDir });
-    const [scriptPid, runnerPid] = (await waitForFile(marker)).trim().split(" ").map(Number) as [
-      number,
-      number,
-    ];
+    const scriptPid = await hostPid(marker);
+    const runner = await runnerPid(l.stateDir);
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toHaveLength(4);
-    for (const pid of [runnerPid, child.pid as number, scriptPid]) process.kill(pid, "SIGKILL");
-    await until(() => !alive(runnerPid) && !alive(scriptPid));
+    for (const pid of [runner, child.pid as number]) process.kill(pid, "SIGKILL");
+    await until(() => !alive(runner) && !alive(scriptPid));
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toHaveLength(4);
 
     await writeFile(slow, "setup_path() { :; }\n");
@@ -119,7 +128,7 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
     const { script, pids } = await pidsCommand(l.base);
     const child = statecraft(["-q", "-p", l.pathsDir, "--", script], { STATECRAFT_STATE_DIR: l.stateDir });
     const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-    const [commandPid] = (await waitForFile(pids)).trim().split(" ").map(Number) as [number];
+    const commandPid = await hostPid(pids);
     child.kill("SIGTERM");
     expect(await exited).toBe(143);
     expect(alive(commandPid)).toBe(false);
