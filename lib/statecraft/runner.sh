@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One statecraft run, inside its private mount and PID namespaces (started by the statecraft command
-# as `unshare --mount --pid --fork --kill-child --propagation private bash runner.sh ID FILE
+# as `unshare --mount --pid --fork --kill-child --propagation slave bash runner.sh ID FILE
 # [ID FILE]... -- COMMAND [ARG]...`). As PID 1 of its namespace, its death takes every process of
 # the run with it, and so every mount: nothing can keep the namespace alive after a crash.
 # Sets up every path with its state script, runs COMMAND in the assembled target directory, and

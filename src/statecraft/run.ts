@@ -85,7 +85,8 @@ async function spawnRunner(
   const child = spawn(
     "unshare",
     [
-      ...["--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"],
+      // slave: mounts the host makes later (an external drive) still show up here; ours never leave.
+      ...["--mount", "--pid", "--fork", "--kill-child", "--propagation", "slave"],
       "bash",
       path.join(lib, "runner.sh"),
       ...scriptArgs,

@@ -41,7 +41,8 @@ export async function fcosLayout(scope: TestScope): Promise<Layout> {
   await writeFile(path.join(etc, "hostname"), "fcos\n");
   await writeFile(path.join(base, "single.conf"), "single file\n");
 
-  const varFs = await createLoopBtrfs(scope);
+  // Two devices: btrfs.sh must name every device of a multi-device filesystem.
+  const varFs = await createLoopBtrfs(scope, { devices: 2 });
   await run("btrfs", ["subvolume", "create", path.join(varFs.mountPoint, ".snapshots")]);
   await writeFile(path.join(varFs.mountPoint, "var-data"), "var before\n");
 

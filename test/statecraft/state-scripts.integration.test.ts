@@ -2,6 +2,7 @@ import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
+import { createLoopBtrfs } from "../support/btrfs.js";
 import { useScope } from "../support/scope.js";
 import { escapeOf, runStatecraft, SCRIPTS } from "./harness.js";
 
@@ -67,6 +68,38 @@ describe("bundled state scripts and mount helpers (real mounts)", () => {
     expect(JSON.parse(result.stdout)).toEqual([
       { partition: "stowage-disk", filesystem: "tmpfs", mountpoint: disk },
     ]);
+  });
+
+  it("external-drive.sh waits for the labelled drive to be mounted, then binds a path on it read-only", async () => {
+    const { dir, pathsDir, add, env } = await setup();
+    const label = `stw${Date.now() % 1_000_000}`;
+    const drive = await createLoopBtrfs(scope, { label });
+    await mkdir(path.join(drive.mountPoint, "backups"));
+    await writeFile(path.join(drive.mountPoint, "backups", "note"), "on the drive\n");
+    await run("umount", [drive.mountPoint]);
+    // Where the drive will appear: a shared mount, as systemd makes every mount on a normal host,
+    // so that a mount made after the run started propagates into the run's namespace.
+    const media = path.join(dir, "media");
+    const mountPoint = path.join(media, "drive");
+    await mkdir(mountPoint, { recursive: true });
+    await run("mount", ["--bind", media, media]);
+    await run("mount", ["--make-rshared", media]);
+    scope.defer("unmount media", () => run("umount", ["--recursive", media]));
+    const onDrive = path.join(mountPoint, "backups");
+    await add("external-drive.sh", `${await escapeOf("/drive")}+${await escapeOf(onDrive)}`);
+    const pending = runStatecraft(["-q", "-p", pathsDir, "--", "sh", "-c", "cat drive/note; touch drive/x"], {
+      ...env,
+      STATECRAFT_DRIVE_LABEL: label,
+      STATECRAFT_DRIVE_TIMEOUT: "20",
+    });
+    // The drive shows up a little later, as a plugged-in disk would.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await run("mount", [drive.devices[0] ?? "", mountPoint]);
+    const result = await pending;
+    expect(result.stdout).toBe("on the drive\n");
+    expect(result.stderr).toContain("Read-only file system");
+    expect(result.status).toBe(1);
+    expect(result.stderr).not.toContain(dir);
   });
 
   it("fcos-release.sh takes the stream from the system instead of assuming 'stable'", async () => {

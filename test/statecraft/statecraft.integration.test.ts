@@ -49,7 +49,7 @@ cat ${rel(layout.etc)}/hostname ${rel(path.join(layout.base, "single.conf"))}
 cat ${rel(layout.var)}/var-data ${rel(layout.srv)}/srv-data ${rel(layout.foo)}/foo-data ${rel(layout.bar)}/bar-data
 echo "var after" > ${layout.var}/late && test ! -e ${rel(layout.var)}/late && echo "late write not in snapshot"
 for d in ${rel(layout.etc)} ${rel(layout.var)} ${rel(layout.srv)} ${rel(layout.foo)} ${rel(layout.bar)}; do
-  touch "$d/x" 2>/dev/null && echo "WRITABLE $d" || echo "readonly"
+  touch "$d/x" 2>&1 | grep -q "Read-only file system" && echo "readonly" || echo "WRITABLE $d"
 done
 echo "json=$(jq -c . ${rel(path.join(layout.base, "info", "status.json"))})"
 mv ${report}.tmp ${report}

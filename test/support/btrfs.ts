@@ -24,7 +24,7 @@ async function sparseFile(file: string, bytes: number): Promise<void> {
  */
 export async function createLoopBtrfs(
   scope: TestScope,
-  options: { devices?: number; sizeMiB?: number } = {},
+  options: { devices?: number; sizeMiB?: number; label?: string } = {},
 ): Promise<LoopBtrfs> {
   const dir = await scope.tempDir("stowage-btrfs-");
   const devices: string[] = [];
@@ -38,7 +38,17 @@ export async function createLoopBtrfs(
       await run("losetup", ["--detach", device]);
     });
   }
-  await run("mkfs.btrfs", ["--quiet", "--force", "--data", "single", "--metadata", "single", ...devices]);
+  const label = options.label ? ["--label", options.label] : [];
+  await run("mkfs.btrfs", [
+    "--quiet",
+    "--force",
+    "--data",
+    "single",
+    "--metadata",
+    "single",
+    ...label,
+    ...devices,
+  ]);
   const uuid = (
     await run("blkid", ["--output", "value", "--match-tag", "UUID", devices[0] ?? ""])
   ).stdout.trim();

@@ -8,7 +8,9 @@ setup_path() {
     SOURCE="$(unescape_source_path "$ID")" || return 1
     TARGET="$(unescape_target_path "$ID")" || return 1
     [ -n "$LABEL" ] || { echo "Invalid path ${ID@Q}: set STATECRAFT_DRIVE_LABEL to the drive's label" >&2; return 1; }
-    until DEVICE="$(readlink -f "/dev/disk/by-label/$LABEL" 2> /dev/null)" && [ -b "$DEVICE" ] && findmnt --source "$DEVICE" > /dev/null 2>&1; do
+    # /dev/disk/by-label needs udev; blkid finds the label without it.
+    until DEVICE="$(readlink -f "/dev/disk/by-label/$LABEL" 2> /dev/null || blkid -c /dev/null -L "$LABEL" 2> /dev/null)" &&
+        [ -b "$DEVICE" ] && findmnt --source "$DEVICE" > /dev/null 2>&1; do
         [ "$WAITED" -lt "${STATECRAFT_DRIVE_TIMEOUT:-60}" ] || { echo "Drive ${LABEL@Q} was not mounted in time" >&2; return 1; }
         sleep 1
         WAITED=$((WAITED + 1))
