@@ -22,6 +22,10 @@ declare -A NEEDED=(
   [systemd-escape]=systemd
   [openssl]=openssl
   [diff]=diffutils
+  [pgrep]=procps
+  [make]=make
+  [findmnt]=mount
+  [systemd-socket-activate]=systemd
 )
 
 missing_packages() {

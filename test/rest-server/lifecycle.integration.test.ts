@@ -210,6 +210,50 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
     expect(proc.output()).toContain("disk unmounted");
   });
 
+  it("serves on a socket passed by systemd socket activation, and re-reads htpasswd on SIGHUP", async () => {
+    const root = await scope.tempDir("stowage-rest-");
+    const { writeFile: write } = await import("node:fs/promises");
+    const bcrypt = (await import("bcrypt")).default;
+    await write(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("one", 4)}\n`);
+    const port = await freePort();
+    const cli = path.resolve(import.meta.dirname, "../../dist/cli/rest-server.js");
+    const { spawn } = await import("node:child_process");
+    const child = spawn(
+      "systemd-socket-activate",
+      ["--listen", `127.0.0.1:${port}`, process.execPath, cli, "--path", root],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    child.stdout.on("data", (c: Buffer) => {
+      output += c.toString();
+    });
+    child.stderr.on("data", (c: Buffer) => {
+      output += c.toString();
+    });
+    scope.defer("stop socket-activated server", async () => {
+      child.kill("SIGTERM");
+    });
+    const url = `http://127.0.0.1:${port}`;
+    for (let waited = 0; !output.includes("Listening on"); waited += 50) {
+      if (waited > 10_000) throw new Error(`systemd-socket-activate did not listen:\n${output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // The first connection makes systemd-socket-activate start the server with the socket as fd 3.
+    expect((await request(url, "/?create=true", { method: "POST", auth: ["alice", "one"] })).status).toBe(
+      200,
+    );
+    expect(output).toContain(`rest-server listening on http://127.0.0.1:${port}`);
+    await write(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("two", 4)}\n`);
+    const serverPid = Number((await run("pgrep", ["-f", `${cli} --path ${root}`])).stdout.trim());
+    expect(serverPid).toBeGreaterThan(1);
+    process.kill(serverPid, "SIGHUP");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await request(url, "/keys/", { auth: ["alice", "one"] })).status).toBe(401);
+    expect((await request(url, "/keys/", { auth: ["alice", "two"] })).status).toBe(200);
+  });
+
   it("exits 125 with a clear error when the disk cannot be mounted", async () => {
     const target = path.join(await scope.tempDir(), "disk");
     const { status, output } = await runServerToExit(
