@@ -3,14 +3,15 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import tls from "node:tls";
+import bcrypt from "bcrypt";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { isMountpoint } from "../../src/system/mountinfo.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, useScope } from "../support/scope.js";
-import { createRepo, request, sha256 } from "./fixture.js";
-import { runServerToExit, spawnServer } from "./process.js";
+import { createRepo, request, selfSignedCert, sha256 } from "./fixture.js";
+import { CLI, runServerToExit, spawnServer, waitForOutput } from "./process.js";
 
 async function filesNamed(dir: string, test: (name: string) => boolean): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
@@ -25,27 +26,6 @@ function certFingerprint(port: number): Promise<string> {
     });
     socket.on("error", reject);
   });
-}
-
-async function selfSigned(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "1",
-    "-subj",
-    `/CN=${name}`,
-  ]);
-  return { cert, key };
 }
 
 describe("rest-server process lifecycle (real processes, mounts and restic)", () => {
@@ -143,8 +123,8 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
 
   it("reloads its TLS certificate on SIGHUP", async () => {
     const dir = await scope.tempDir("stowage-tls-");
-    const one = await selfSigned(dir, "one");
-    const two = await selfSigned(dir, "two");
+    const one = await selfSignedCert(dir, "one");
+    const two = await selfSignedCert(dir, "two");
     const cert = path.join(dir, "server.crt");
     const key = path.join(dir, "server.key");
     await writeFile(cert, await readFile(one.cert));
@@ -212,41 +192,22 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
 
   it("serves on a socket passed by systemd socket activation, and re-reads htpasswd on SIGHUP", async () => {
     const root = await scope.tempDir("stowage-rest-");
-    const { writeFile: write } = await import("node:fs/promises");
-    const bcrypt = (await import("bcrypt")).default;
-    await write(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("one", 4)}\n`);
+    await writeFile(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("one", 4)}\n`);
     const port = await freePort();
-    const cli = path.resolve(import.meta.dirname, "../../dist/cli/rest-server.js");
-    const { spawn } = await import("node:child_process");
-    const child = spawn(
+    // systemd-socket-activate binds the socket and starts the server on the first connection, as fd 3.
+    const activator = await spawnServer(scope, ["--path", root], {}, [
       "systemd-socket-activate",
-      ["--listen", `127.0.0.1:${port}`, process.execPath, cli, "--path", root],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let output = "";
-    child.stdout.on("data", (c: Buffer) => {
-      output += c.toString();
-    });
-    child.stderr.on("data", (c: Buffer) => {
-      output += c.toString();
-    });
-    scope.defer("stop socket-activated server", async () => {
-      child.kill("SIGTERM");
-    });
+      "--listen",
+      `127.0.0.1:${port}`,
+    ]);
+    await waitForOutput(activator, /Listening on/);
     const url = `http://127.0.0.1:${port}`;
-    for (let waited = 0; !output.includes("Listening on"); waited += 50) {
-      if (waited > 10_000) throw new Error(`systemd-socket-activate did not listen:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    // The first connection makes systemd-socket-activate start the server with the socket as fd 3.
     expect((await request(url, "/?create=true", { method: "POST", auth: ["alice", "one"] })).status).toBe(
       200,
     );
-    expect(output).toContain(`rest-server listening on http://127.0.0.1:${port}`);
-    await write(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("two", 4)}\n`);
-    const serverPid = Number((await run("pgrep", ["-f", `${cli} --path ${root}`])).stdout.trim());
+    expect(activator.output()).toContain(`rest-server listening on http://127.0.0.1:${port}`);
+    await writeFile(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("two", 4)}\n`);
+    const serverPid = Number((await run("pgrep", ["-f", `${CLI} --path ${root}`])).stdout.trim());
     expect(serverPid).toBeGreaterThan(1);
     process.kill(serverPid, "SIGHUP");
     await new Promise((resolve) => setTimeout(resolve, 500));

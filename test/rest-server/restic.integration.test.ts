@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, type TestScope, useScope } from "../support/scope.js";
+import { selfSignedCert } from "./fixture.js";
 import { spawnServer } from "./process.js";
 
 /** A few hundred small files, some empty, one large random file. */
@@ -106,25 +107,7 @@ describe("rest-server with the real restic client", () => {
 
   it("serves restic over TLS with a self-signed certificate", async () => {
     const dir = await scope.tempDir("stowage-tls-");
-    const cert = path.join(dir, "cert.pem");
-    const key = path.join(dir, "key.pem");
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-    ]);
+    const { cert, key } = await selfSignedCert(dir, "127.0.0.1");
     const { base } = await server(["--no-auth", "--tls", "--tls-cert", cert, "--tls-key", key]);
     const url = base.replace("rest:http:", "rest:https:");
     const source = await makeSource(scope, 1024 * 1024);

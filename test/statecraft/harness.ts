@@ -140,8 +140,9 @@ export async function runStatecraft(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   cwd?: string,
+  prelude?: string,
 ): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = statecraft(args, env, cwd);
+  const child = statecraft(args, env, cwd, prelude);
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (c: Buffer) => {

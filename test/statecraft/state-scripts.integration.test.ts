@@ -102,6 +102,33 @@ describe("bundled state scripts and mount helpers (real mounts)", () => {
     expect(result.stderr).not.toContain(dir);
   });
 
+  it("podman-containers.sh lists the containers of root and of every user with Podman run dirs", async () => {
+    const { dir, pathsDir, add, env } = await setup();
+    const bin = path.join(dir, "bin");
+    await mkdir(bin);
+    await writeFile(path.join(bin, "podman"), '#!/bin/sh\necho "[{\\"Names\\":[\\"$(id -un)-web\\"]}]"\n', {
+      mode: 0o755,
+    });
+    await writeFile(
+      path.join(bin, "sudo"),
+      '#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done; shift; exec "$@"\n',
+      { mode: 0o755 },
+    );
+    await add("podman-containers.sh", await escapeOf("/podman-containers.json"));
+    const result = await runStatecraft(
+      ["-q", "-p", pathsDir, "--", "jq", "-c", ".", "podman-containers.json"],
+      { ...env, PATH: `${bin}:${process.env.PATH}` },
+      undefined,
+      // Podman's run dirs on a private /run, so the host's stays untouched.
+      "mount -t tmpfs stowage-test-run /run && mkdir -p /run/containers /run/user/0/containers",
+    );
+    expect(result.status, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual([
+      { root: [{ Names: ["root-web"] }] },
+      { root: [{ Names: ["root-web"] }] },
+    ]);
+  });
+
   it("fcos-release.sh takes the stream from the system instead of assuming 'stable'", async () => {
     const { dir, pathsDir, add, env } = await setup();
     const bin = path.join(dir, "bin");

@@ -13,11 +13,5 @@ _disk_info() {
 }
 
 setup_path() {
-    local ID="$1" FILENAME
-    FILENAME="$(unescape_target_path "$ID")" || return 1
-    check_path "$TARGET_DIR$FILENAME" "Invalid path ${ID@Q}: Disk info file" +e || return 1
-    quiet "Write disk information to ${FILENAME@Q}"
-    mkmountpoint "$TARGET_DIR" "$ID" "$(dirname "$FILENAME")" || return 1
-    trap_exit rm -f "$TARGET_DIR$FILENAME"
-    _disk_info > "$TARGET_DIR$FILENAME"
+    write_state_file "$1" "disk information" _disk_info
 }

@@ -21,11 +21,5 @@ _fcos_release() {
 }
 
 setup_path() {
-    local ID="$1" FILENAME
-    FILENAME="$(unescape_target_path "$ID")" || return 1
-    check_path "$TARGET_DIR$FILENAME" "Invalid path ${ID@Q}: FCOS release file" +e || return 1
-    quiet "Write Fedora CoreOS release information to ${FILENAME@Q}"
-    mkmountpoint "$TARGET_DIR" "$ID" "$(dirname "$FILENAME")" || return 1
-    trap_exit rm -f "$TARGET_DIR$FILENAME"
-    _fcos_release > "$TARGET_DIR$FILENAME"
+    write_state_file "$1" "Fedora CoreOS release information" _fcos_release
 }

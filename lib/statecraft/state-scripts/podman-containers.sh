@@ -16,14 +16,9 @@ _podman_containers() {
 }
 
 setup_path() {
-    local ID="$1" FILENAME DEP
+    local DEP
     for DEP in jq sudo podman; do
         command -v "$DEP" > /dev/null || { echo "Missing dependency for state script podman-containers.sh: $DEP" >&2; return 1; }
     done
-    FILENAME="$(unescape_target_path "$ID")" || return 1
-    check_path "$TARGET_DIR$FILENAME" "Invalid path ${ID@Q}: Podman container info file" +e || return 1
-    quiet "Write Podman container info to ${FILENAME@Q}"
-    mkmountpoint "$TARGET_DIR" "$ID" "$(dirname "$FILENAME")" || return 1
-    trap_exit rm -f "$TARGET_DIR$FILENAME"
-    _podman_containers > "$TARGET_DIR$FILENAME"
+    write_state_file "$1" "Podman container info" _podman_containers
 }
