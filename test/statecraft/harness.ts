@@ -169,3 +169,22 @@ export async function waitForFile(file: string, timeoutMs = 30_000): Promise<str
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** Private /run with Podman run dirs for root and user 0 (a prelude for statecraft()). */
+export const PODMAN_RUN_DIRS =
+  "mount -t tmpfs stowage-test-run /run && mkdir -p /run/containers /run/user/0/containers";
+
+/** Stand-ins for `podman` (printing `podmanOutput`) and `sudo` (running the command after `--`) in DIR/bin. */
+export async function podmanStandIns(dir: string, podmanOutput: string): Promise<string> {
+  const bin = path.join(dir, "bin");
+  await mkdir(bin);
+  await writeFile(path.join(bin, "podman"), `#!/bin/sh\necho "${podmanOutput}"\n`, { mode: 0o755 });
+  await writeFile(
+    path.join(bin, "sudo"),
+    '#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done; shift; exec "$@"\n',
+    {
+      mode: 0o755,
+    },
+  );
+  return bin;
+}

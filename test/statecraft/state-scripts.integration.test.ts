@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
 import { useScope } from "../support/scope.js";
-import { escapeOf, runStatecraft, SCRIPTS } from "./harness.js";
+import { escapeOf, PODMAN_RUN_DIRS, podmanStandIns, runStatecraft, SCRIPTS } from "./harness.js";
 
 const LIB = path.resolve(import.meta.dirname, "../../lib/statecraft");
 
@@ -104,23 +104,13 @@ describe("bundled state scripts and mount helpers (real mounts)", () => {
 
   it("podman-containers.sh lists the containers of root and of every user with Podman run dirs", async () => {
     const { dir, pathsDir, add, env } = await setup();
-    const bin = path.join(dir, "bin");
-    await mkdir(bin);
-    await writeFile(path.join(bin, "podman"), '#!/bin/sh\necho "[{\\"Names\\":[\\"$(id -un)-web\\"]}]"\n', {
-      mode: 0o755,
-    });
-    await writeFile(
-      path.join(bin, "sudo"),
-      '#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done; shift; exec "$@"\n',
-      { mode: 0o755 },
-    );
+    const bin = await podmanStandIns(dir, '[{\\"Names\\":[\\"$(id -un)-web\\"]}]');
     await add("podman-containers.sh", await escapeOf("/podman-containers.json"));
     const result = await runStatecraft(
       ["-q", "-p", pathsDir, "--", "jq", "-c", ".", "podman-containers.json"],
       { ...env, PATH: `${bin}:${process.env.PATH}` },
       undefined,
-      // Podman's run dirs on a private /run, so the host's stays untouched.
-      "mount -t tmpfs stowage-test-run /run && mkdir -p /run/containers /run/user/0/containers",
+      PODMAN_RUN_DIRS,
     );
     expect(result.status, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toEqual([

@@ -1,9 +1,18 @@
-import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { readMountinfo } from "../../src/system/mountinfo.js";
 import { useScope } from "../support/scope.js";
-import { escapeOf, fcosLayout, journals, leftoverSnapshots, statecraft, waitForFile } from "./harness.js";
+import {
+  escapeOf,
+  fcosLayout,
+  journals,
+  leftoverSnapshots,
+  PODMAN_RUN_DIRS,
+  podmanStandIns,
+  statecraft,
+  waitForFile,
+} from "./harness.js";
 
 const mountTable = async () =>
   (await readMountinfo()).map((m) => `${m.mountPoint} ${m.fsType} ${m.root}`).sort();
@@ -25,16 +34,7 @@ describe("statecraft on real btrfs, bind mounts and namespaces", () => {
       { mode: 0o644 },
     );
     // The custom script's dependencies, as stand-ins.
-    const bin = path.join(layout.base, "bin");
-    await mkdir(bin);
-    await writeFile(path.join(bin, "podman"), '#!/bin/sh\necho \'[{"Id":"abc","Names":["web"]}]\'\n', {
-      mode: 0o755,
-    });
-    await writeFile(
-      path.join(bin, "sudo"),
-      '#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done; shift; exec "$@"\n',
-      { mode: 0o755 },
-    );
+    const bin = await podmanStandIns(layout.base, '[{\\"Id\\":\\"abc\\",\\"Names\\":[\\"web\\"]}]');
 
     const report = path.join(layout.base, "report");
     const go = path.join(layout.base, "go");
@@ -63,7 +63,7 @@ while [ ! -e ${go} ]; do sleep 0.05; done
       ["-p", layout.pathsDir, "--", check],
       { STATECRAFT_STATE_DIR: layout.stateDir, PATH: `${bin}:${process.env.PATH}` },
       undefined,
-      "mount -t tmpfs stowage-test-run /run && mkdir -p /run/containers /run/user/0/containers",
+      PODMAN_RUN_DIRS,
     );
     let stderr = "";
     child.stderr?.on("data", (c: Buffer) => {
