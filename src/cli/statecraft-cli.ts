@@ -6,6 +6,7 @@ import { runState } from "../statecraft/run.js";
 import { discoverScripts, resolvePathsDir } from "../statecraft/scripts.js";
 import { ConfigError, UsageError } from "../system/errors.js";
 import { newProgram } from "./program.js";
+import { VERSION } from "./version.js";
 
 interface Flags {
   escape?: string;
@@ -117,5 +118,6 @@ export async function main(argv: string[]): Promise<number> {
     verbose: Boolean(flags.verbose),
     stateDir: flags.stateDir,
     graceSeconds: grace,
+    version: VERSION,
   });
 }

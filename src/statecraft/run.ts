@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { randomInt } from "node:crypto";
 import { once } from "node:events";
-import { mkdir, rmdir } from "node:fs/promises";
+import { access, mkdir, rmdir } from "node:fs/promises";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 import { withLock } from "../system/lock.js";
@@ -19,6 +19,8 @@ export interface RunOptions {
   stateDir: string | undefined;
   /** Seconds the command gets after a forwarded signal before SIGKILL. */
   graceSeconds: number;
+  /** Exported to state scripts as VERSION. */
+  version: string;
 }
 
 const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -34,18 +36,17 @@ const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = {
   SIGKILL: 9,
 };
 
+/** SELinux is enabled (enforcing or permissive) when selinuxfs shows its enforce switch. */
 async function selinuxEnabled(): Promise<boolean> {
-  try {
-    const { readFile } = await import("node:fs/promises");
-    return (await readFile("/sys/fs/selinux/enforce", "utf8")).trim() !== "";
-  } catch {
-    return false;
-  }
+  return access("/sys/fs/selinux/enforce").then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
  * One run: lock the paths dir, recover dead runs, make the run and target dirs and the journal,
- * then hand over to runner.sh inside a private mount namespace, forwarding signals to it. Returns
+ * then hand over to runner.sh inside its own mount and PID namespaces, forwarding signals to it. Returns
  * the exit status (the command's, a state script's, 127, or 128+N).
  */
 export async function runState(options: RunOptions): Promise<number> {
@@ -105,7 +106,7 @@ async function spawnRunner(
         QUIET: String(options.quiet),
         VERBOSE: String(options.verbose),
         SELINUX: String(await selinuxEnabled()),
-        VERSION: process.env.npm_package_version ?? "",
+        VERSION: options.version,
         STATECRAFT_JOURNAL: run.journal,
         STATECRAFT_TARGET_TMPFS: String(run.ownTarget),
         STATECRAFT_GRACE: String(options.graceSeconds),
