@@ -50,3 +50,9 @@ unescape_target_path() { unescape_path "${1%%+*}"; }
 unescape_source_path() {
     if [[ "$1" == *+* ]]; then unescape_path "${1#*+}"; else unescape_path "$1"; fi
 }
+
+# resolve_state_paths ID: set the caller's SOURCE and TARGET (declare them local first) from a plain
+# or "TARGET+SOURCE" ID.
+resolve_state_paths() {
+    SOURCE="$(unescape_source_path "$1")" && TARGET="$(unescape_target_path "$1")"
+}

@@ -5,8 +5,7 @@
 
 setup_path() {
     local ID="$1" SOURCE TARGET
-    SOURCE="$(unescape_source_path "$ID")" || return 1
-    TARGET="$(unescape_target_path "$ID")" || return 1
+    resolve_state_paths "$ID" || return 1
     check_path "$SOURCE" "Invalid path ${ID@Q}: Bind mount source" -er || return 1
 
     quiet "Bind mount ${SOURCE@Q} read-only at ${TARGET@Q}"

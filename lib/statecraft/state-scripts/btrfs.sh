@@ -7,8 +7,7 @@
 
 setup_path() {
     local ID="$1" SOURCE TARGET
-    SOURCE="$(unescape_source_path "$ID")" || return 1
-    TARGET="$(unescape_target_path "$ID")" || return 1
+    resolve_state_paths "$ID" || return 1
 
     is_mountpoint "$SOURCE" || { echo "Invalid path ${ID@Q}: ${SOURCE@Q} is not a mount point" >&2; return 1; }
     local FSTYPE SUBVOL UUID

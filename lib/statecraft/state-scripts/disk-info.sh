@@ -3,7 +3,7 @@
 # run's paths, written to the state script's path.
 
 _disk_info() {
-    local ID PATH_ TARGET
+    local ID PATH_
     for ID in "${PATHS[@]}"; do
         PATH_="$(unescape_source_path "$ID")" || continue
         is_mountpoint "$PATH_" || continue

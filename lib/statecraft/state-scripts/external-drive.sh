@@ -5,8 +5,7 @@
 
 setup_path() {
     local ID="$1" SOURCE TARGET LABEL="${STATECRAFT_DRIVE_LABEL:-}" WAITED=0 DEVICE
-    SOURCE="$(unescape_source_path "$ID")" || return 1
-    TARGET="$(unescape_target_path "$ID")" || return 1
+    resolve_state_paths "$ID" || return 1
     [ -n "$LABEL" ] || { echo "Invalid path ${ID@Q}: set STATECRAFT_DRIVE_LABEL to the drive's label" >&2; return 1; }
     # /dev/disk/by-label needs udev; blkid finds the label without it.
     until DEVICE="$(readlink -f "/dev/disk/by-label/$LABEL" 2> /dev/null || blkid -c /dev/null -L "$LABEL" 2> /dev/null)" &&

@@ -3,8 +3,7 @@
 
 setup_path() {
     local ID="$1" SOURCE TARGET
-    SOURCE="$(unescape_source_path "$ID")" || return 1
-    TARGET="$(unescape_target_path "$ID")" || return 1
+    resolve_state_paths "$ID" || return 1
     check_path "$SOURCE" "Invalid path ${ID@Q}: Archive source" -edr || return 1
 
     quiet "Archive ${SOURCE@Q} to ${TARGET@Q}.tar.xz"
