@@ -6,7 +6,7 @@ import { type ServerOptions, startServer } from "../rest-server/server.js";
 import { parseSize } from "../rest-server/size.js";
 import { ConfigError } from "../system/errors.js";
 import { createLogger } from "../system/log.js";
-import { newProgram } from "./program.js";
+import { newProgram, parseSeconds } from "./program.js";
 
 interface Flags {
   path: string;
@@ -80,13 +80,6 @@ function program() {
     .allowExcessArguments(false);
 }
 
-function seconds(value: string, flag: string): number {
-  const number = Number(value);
-  if (!Number.isFinite(number) || number < 0)
-    throw new ConfigError(`${flag} ${value}: expected a number of seconds`);
-  return number * 1000;
-}
-
 function serverOptions(flags: Flags): ServerOptions {
   const maxSize = flags.maxSize === undefined ? undefined : parseSize(flags.maxSize);
   if (flags.maxSize !== undefined && maxSize === undefined) {
@@ -111,7 +104,7 @@ function serverOptions(flags: Flags): ServerOptions {
     log: flags.log,
     noVerifyUpload: !flags.verifyUpload,
     groupAccessibleRepos: Boolean(flags.groupAccessibleRepos),
-    shutdownGraceMs: seconds(flags.shutdownGrace, "--shutdown-grace"),
+    shutdownGraceMs: parseSeconds(flags.shutdownGrace, "--shutdown-grace") * 1000,
   };
 }
 
@@ -127,7 +120,7 @@ export async function main(argv: string[]): Promise<number> {
     target: flags.mountTarget ?? env.MNT_TARGET,
     fsType: flags.mountFstype ?? env.MNT_FSTYPE,
     data: flags.mountData ?? env.MNT_DATA,
-    timeoutMs: seconds(flags.mountTimeout, "--mount-timeout"),
+    timeoutMs: parseSeconds(flags.mountTimeout, "--mount-timeout") * 1000,
   });
   const unmount = disk ? await mountDisk(disk, log) : async () => {};
 

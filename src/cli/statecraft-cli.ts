@@ -5,7 +5,7 @@ import { defaultPathsDir, libDir, stateDir } from "../statecraft/locations.js";
 import { runState } from "../statecraft/run.js";
 import { discoverScripts, resolvePathsDir } from "../statecraft/scripts.js";
 import { ConfigError, UsageError } from "../system/errors.js";
-import { newProgram } from "./program.js";
+import { newProgram, parseSeconds } from "./program.js";
 import { VERSION } from "./version.js";
 
 interface Flags {
@@ -106,8 +106,7 @@ export async function main(argv: string[]): Promise<number> {
   if (flags.dryRun || flags.list || flags.check) return inspect(flags, pathsDir);
 
   if (command.length === 0) throw new UsageError("no COMMAND given (see 'statecraft --help')");
-  const grace = Number(flags.grace);
-  if (!Number.isFinite(grace) || grace < 0) throw new ConfigError(`--grace ${flags.grace}: expected seconds`);
+  const grace = parseSeconds(flags.grace, "--grace");
   const scripts = await discoverScripts(pathsDir);
   return runState({
     scripts,

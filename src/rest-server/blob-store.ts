@@ -23,6 +23,11 @@ export interface StoreOptions {
 
 export type SaveOutcome = "saved" | "already-present";
 
+/** The path (or a directory on the way to it) does not exist. */
+function isMissing(error: unknown): boolean {
+  return isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR");
+}
+
 export function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
 }
@@ -61,8 +66,8 @@ export class BlobStore {
   /** Create the repository's directories (idempotent), including data/00..ff. */
   async createRepo(repo: readonly string[]): Promise<void> {
     const dir = this.repoDir(repo);
-    for (let depth = 1; depth <= repo.length; depth++) await this.makeDir(this.repoDir(repo.slice(0, depth)));
-    await this.makeDir(dir);
+    // Each level, so intermediate directories (alice/ of alice/laptop/) get the mode too.
+    for (let depth = 0; depth <= repo.length; depth++) await this.makeDir(this.repoDir(repo.slice(0, depth)));
     for (const type of BLOB_TYPES) await this.makeDir(path.join(dir, type));
     const data = path.join(dir, "data");
     for (let i = 0; i < 256; i++) await this.makeDir(path.join(data, i.toString(16).padStart(2, "0")));
@@ -72,7 +77,7 @@ export class BlobStore {
     try {
       return (await stat(this.repoDir(repo))).isDirectory();
     } catch (error) {
-      if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) return false;
+      if (isMissing(error)) return false;
       throw error;
     }
   }
@@ -83,7 +88,7 @@ export class BlobStore {
       const info = await stat(file);
       return info.isFile() ? info.size : undefined;
     } catch (error) {
-      if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) return undefined;
+      if (isMissing(error)) return undefined;
       throw error;
     }
   }
@@ -93,9 +98,9 @@ export class BlobStore {
     const dir = this.objectPath(repo, type);
     let files: string[];
     try {
-      files = type === "data" ? await this.listDataFiles(dir) : await namesIn(dir);
+      files = type === "data" ? await this.listDataFiles(dir) : await readdir(dir);
     } catch (error) {
-      if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR")) return undefined;
+      if (isMissing(error)) return undefined;
       throw error;
     }
     const names = files.filter((file) => isBlobId(path.basename(file)));
@@ -104,10 +109,10 @@ export class BlobStore {
   }
 
   private async listDataFiles(dir: string): Promise<string[]> {
-    const subdirs = (await namesIn(dir)).filter((name) => /^[0-9a-f]{2}$/.test(name));
+    const subdirs = (await readdir(dir)).filter((name) => /^[0-9a-f]{2}$/.test(name));
     const nested = await Promise.all(
       subdirs.map(async (sub) =>
-        (await namesIn(path.join(dir, sub)).catch(() => [])).map((n) => `${sub}/${n}`),
+        (await readdir(path.join(dir, sub)).catch(() => [])).map((n) => `${sub}/${n}`),
       ),
     );
     return nested.flat();
@@ -177,10 +182,6 @@ export class BlobStore {
     await fsyncDirectory(path.dirname(file)).catch(() => {});
     return size;
   }
-}
-
-async function namesIn(dir: string): Promise<string[]> {
-  return readdir(dir);
 }
 
 async function statAll(dir: string, files: readonly string[]): Promise<ListEntry[]> {

@@ -3,6 +3,7 @@ import path from "node:path";
 import { isErrno } from "../system/errors.js";
 import { run } from "../system/exec.js";
 import { acquireLock } from "../system/lock.js";
+import { shellQuote } from "../system/shell-quote.js";
 import { journalDir } from "./locations.js";
 
 /** A process's start time (field 22 of /proc/PID/stat), to tell it apart from a reused PID. */
@@ -30,8 +31,9 @@ export async function createJournal(
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `${runId}.journal`);
   const owner = `P ${process.pid} ${await processStartTime(process.pid)}\n`;
-  const quoted = (dirPath: string) => `'${dirPath.replaceAll("'", `'\\''`)}'`;
-  const entries = removeDirs.map((dirPath) => journalEntry(`rmdir ${quoted(dirPath)} 2>/dev/null || true`));
+  const entries = removeDirs.map((dirPath) =>
+    journalEntry(`rmdir ${shellQuote(dirPath)} 2>/dev/null || true`),
+  );
   await writeFile(file, owner + entries.join(""), { flag: "wx", mode: 0o600 });
   return file;
 }
