@@ -47,7 +47,13 @@ docker_ready() {
 
 start_dockerd() {
   docker_ready && return 0
-  if [ ! -S /var/run/docker.sock ]; then
+  # A socket can outlive its dockerd (the machine's processes were ended, its /run was kept):
+  # only a running dockerd is worth waiting for, a stale socket is removed and a new one started.
+  if ! pgrep -x dockerd >/dev/null 2>&1; then
+    if [ -e /var/run/docker.sock ]; then
+      echo "setup-host: removing the stale /var/run/docker.sock (no dockerd is running)"
+      rm -f /var/run/docker.sock
+    fi
     echo "setup-host: starting dockerd (log: /var/log/stowage-dockerd.log)"
     nohup dockerd >/var/log/stowage-dockerd.log 2>&1 &
   fi
