@@ -2,7 +2,7 @@
 // Benchmark: restic backup/restore into restic's local backend vs. our rest-server over loopback.
 // Same run, alternating, fresh repository each time; prints medians, ratios and peak server RSS,
 // then runs 8 concurrent restic clients into 8 repositories and checks them all.
-// Usage: npm run build && node bench/rest-server.mjs [--rounds N] [--scale F]
+// Usage: npm run bench:rest-server -- [--rounds N] [--scale F]   (runs the server on the pinned Node)
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
@@ -134,6 +134,9 @@ async function main() {
       `restore median: local ${median(results.local.restore).toFixed(2)} s, rest ${median(results.rest.restore).toFixed(2)} s, ratio rest/local ${ratio("restore").toFixed(3)}`,
     );
 
+    const peakSingle = await peakRss(server.pid);
+    console.log(`peak server RSS, one client at a time: ${(peakSingle / MiB).toFixed(1)} MiB`);
+
     // 8 concurrent clients into 8 repositories; all must succeed and check clean.
     const small = path.join(data, "size-2097152");
     const clients = Array.from({ length: 8 }, (_, i) =>
@@ -149,7 +152,9 @@ async function main() {
       ),
     );
     console.log(`8 concurrent clients: all backed up and checked clean in ${concurrent.toFixed(2)} s`);
-    console.log(`peak server RSS: ${((await peakRss(server.pid)) / MiB).toFixed(1)} MiB (target <= 120 MiB)`);
+    console.log(
+      `peak server RSS overall (incl. 8 concurrent clients): ${((await peakRss(server.pid)) / MiB).toFixed(1)} MiB (target <= 120 MiB)`,
+    );
     server.kill("SIGTERM");
     await once(server, "exit");
   } finally {

@@ -1,12 +1,15 @@
 import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
 import { chmod, type FileHandle, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
+import { type Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { fsyncDirectory } from "../system/atomic-write.js";
 import { isErrno } from "../system/errors.js";
 import { HttpError, storageError } from "./http-error.js";
 import { BLOB_TYPES, type BlobType, isBlobId, type ObjectType } from "./repo-path.js";
 
-/** Write buffered upload data in batches of this size: fewer syscalls than one per socket chunk. */
+/** Upload data buffered ahead of the disk writes, at most about this much per upload. */
 const WRITE_BATCH_BYTES = 512 * 1024;
 const STAT_CONCURRENCY = 64;
 const TEMP_PREFIX = ".tmp-";
@@ -125,7 +128,7 @@ export class BlobStore {
    */
   async save(
     file: string,
-    body: AsyncIterable<Buffer>,
+    body: Readable,
     expect: { size: number; sha256?: string; mayExist: boolean },
   ): Promise<SaveOutcome> {
     const dir = path.dirname(file);
@@ -133,7 +136,7 @@ export class BlobStore {
     let handle: FileHandle | undefined;
     try {
       handle = await this.openTemp(dir, temp);
-      const digest = await writeHashed(handle, body, expect.size);
+      const digest = await writeBody(handle, body, expect.size, expect.sha256 !== undefined);
       if (expect.sha256 !== undefined && digest !== expect.sha256) {
         throw new HttpError(400, "content does not match its SHA-256 name");
       }
@@ -198,39 +201,31 @@ async function statAll(dir: string, files: readonly string[]): Promise<ListEntry
   return entries.filter((entry) => entry.size >= 0);
 }
 
-/** Write the body in batches while hashing it; the body must be exactly `size` bytes. */
-async function writeHashed(handle: FileHandle, body: AsyncIterable<Buffer>, size: number): Promise<string> {
-  const hash = createHash("sha256");
-  let pending: Buffer[] = [];
-  let pendingBytes = 0;
+/**
+ * Stream the body into the open file, hashing it on the way only when a digest is wanted (with
+ * --no-verify-upload nothing is hashed); the body must be exactly `size` bytes. Chunks queued while
+ * a write is in flight go out together in one writev.
+ */
+async function writeBody(
+  handle: FileHandle,
+  body: Readable,
+  size: number,
+  wantDigest: boolean,
+): Promise<string | undefined> {
+  const hash = wantDigest ? createHash("sha256") : undefined;
   let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (total > size) throw new HttpError(400, "body is longer than Content-Length");
-    hash.update(chunk);
-    pending.push(chunk);
-    pendingBytes += chunk.length;
-    if (pendingBytes >= WRITE_BATCH_BYTES) {
-      await writeFully(handle, pending);
-      pending = [];
-      pendingBytes = 0;
-    }
-  }
-  if (pending.length > 0) await writeFully(handle, pending);
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      total += chunk.length;
+      if (total > size) return done(new HttpError(400, "body is longer than Content-Length"));
+      hash?.update(chunk);
+      done(null, chunk);
+    },
+  });
+  // A stream on the bare fd: one made by handle.createWriteStream() would hold the handle open.
+  const file = createWriteStream("", { fd: handle.fd, autoClose: false, highWaterMark: WRITE_BATCH_BYTES });
+  await pipeline(body, meter, file);
   if (total !== size)
     throw new HttpError(400, `body is shorter than Content-Length (${total} of ${size} bytes)`);
-  return hash.digest("hex");
-}
-
-/** writev may write less than asked (e.g. nearly full disk); write the remainder until done or an error. */
-async function writeFully(handle: FileHandle, buffers: Buffer[]): Promise<void> {
-  const wanted = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-  const { bytesWritten } = await handle.writev(buffers);
-  if (bytesWritten === wanted) return;
-  let rest = Buffer.concat(buffers).subarray(bytesWritten);
-  while (rest.length > 0) {
-    const { bytesWritten: written } = await handle.write(rest);
-    if (written === 0) throw Object.assign(new Error("no space left on device"), { code: "ENOSPC" });
-    rest = rest.subarray(written);
-  }
+  return hash?.digest("hex");
 }

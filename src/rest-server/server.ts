@@ -8,12 +8,10 @@ import type { SecureContextOptions } from "node:tls";
 import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { combinedLogLine, openAccessLog } from "./access-log.js";
-import { Authenticator } from "./authenticator.js";
 import { BlobStore } from "./blob-store.js";
 import { createHandler, requestUser } from "./handler.js";
 import { type ListenTarget, parseListen, socketFromSystemd } from "./listen.js";
-import { ServerMetrics } from "./metrics.js";
-import { loadQuotaFile, type QuotaLimits } from "./quota-config.js";
+import type { QuotaLimits } from "./quota-config.js";
 import { UsageTracker } from "./usage-tracker.js";
 
 export interface ServerOptions {
@@ -72,7 +70,7 @@ async function loadTls(options: ServerOptions): Promise<SecureContextOptions> {
 
 async function quotaLimits(options: ServerOptions): Promise<QuotaLimits | undefined> {
   const limits: QuotaLimits = options.quotaFile
-    ? await loadQuotaFile(options.quotaFile)
+    ? await (await import("./quota-config.js")).loadQuotaFile(options.quotaFile)
     : { users: new Map(), repos: new Map() };
   if (options.maxSize !== undefined)
     limits.total = Math.min(options.maxSize, limits.total ?? Number.POSITIVE_INFINITY);
@@ -117,9 +115,14 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
   const target = socketFromSystemd(process.env, process.pid) ?? parseListen(options.listen);
   const store = new BlobStore(options.path, { groupAccessible: options.groupAccessibleRepos });
   await mkdir(options.path, { recursive: true, mode: store.dirMode });
+  // Optional features load their libraries only when enabled: every module left out keeps the heap
+  // small, and with it the cost of each garbage collection while uploads stream through.
   const auth = options.noAuth
     ? undefined
-    : await Authenticator.load(options.htpasswdFile ?? path.join(options.path, ".htpasswd"), log);
+    : await (await import("./authenticator.js")).Authenticator.load(
+        options.htpasswdFile ?? path.join(options.path, ".htpasswd"),
+        log,
+      );
   const limits = await quotaLimits(options);
   const usage =
     limits || options.prometheus
@@ -129,7 +132,9 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     const { removedTempFiles } = await usage.scan();
     log.info({ action: "scan", bytes: usage.totalBytes(), removedTempFiles }, "storage scanned");
   }
-  const metrics = options.prometheus ? new ServerMetrics(options.path, usage) : undefined;
+  const metrics = options.prometheus
+    ? new (await import("./metrics.js")).ServerMetrics(options.path, usage)
+    : undefined;
   const handler = createHandler({
     store,
     auth,

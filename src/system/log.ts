@@ -1,5 +1,6 @@
+import { createRequire } from "node:module";
 import { destination, type Logger, type LoggerOptions, pino } from "pino";
-import pretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
 
 export type { Logger } from "pino";
 
@@ -28,6 +29,8 @@ export function createLogger(options: LogOptions): Logger {
   };
   const wantPretty = options.pretty ?? (fd === 2 ? process.stderr.isTTY : process.stdout.isTTY);
   if (wantPretty) {
+    // Loaded only for a terminal: long-running servers log JSON and need not carry it.
+    const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
     return pino(config, pretty({ destination: fd, sync: true, colorize: true, ignore: "pid,hostname" }));
   }
   return pino(config, destination({ fd, sync: true }));
