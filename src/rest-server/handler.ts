@@ -1,6 +1,5 @@
 import { open } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { pipeline } from "node:stream/promises";
 import { isErrno } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import type { Authenticator } from "./authenticator.js";
@@ -9,11 +8,11 @@ import { HttpError, storageError } from "./http-error.js";
 import type { BlobLabels, ServerMetrics } from "./metrics.js";
 import { parseRange } from "./range.js";
 import { type BlobType, parseRepoPath, repoKey, type Target } from "./repo-path.js";
+import { sendFileRange } from "./send-file.js";
 import type { UsageTracker } from "./usage-tracker.js";
 
 export const V1_MEDIA_TYPE = "application/vnd.x.restic.rest.v1";
 export const V2_MEDIA_TYPE = "application/vnd.x.restic.rest.v2";
-const READ_CHUNK_BYTES = 256 * 1024;
 
 export interface HandlerContext {
   store: BlobStore;
@@ -190,8 +189,7 @@ async function sendObject(
       res.end();
       return;
     }
-    const stream = handle.createReadStream({ start, end, highWaterMark: READ_CHUNK_BYTES, autoClose: false });
-    await pipeline(stream, res);
+    await sendFileRange(handle, res, start, length);
     ctx.metrics?.record("read", labels, length);
   } finally {
     await handle.close().catch(() => {});

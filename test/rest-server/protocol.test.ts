@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { readdir, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
@@ -152,6 +153,49 @@ describe("rest-server protocol", () => {
     const reply = await request(url, `/keys/${sha256(body)}`, { method: "POST", body, chunked: true });
     expect(reply.status).toBe(411);
     expect(await readdir(path.join(root, "keys"))).toEqual([]);
+  });
+
+  it("serves large objects whole and by ranges across read chunks, byte-identical", async () => {
+    const { url } = await startTestServer(scope);
+    await createRepo(url, "/");
+    const blob = randomBytes(5 * 1024 * 1024 + 12345);
+    const id = sha256(blob);
+    expect((await request(url, `/data/${id}`, { method: "POST", body: blob })).status).toBe(200);
+    expect((await request(url, `/data/${id}`)).body.equals(blob)).toBe(true);
+    for (const [first, last] of [
+      [262_000, 600_000],
+      [0, 262_143],
+      [262_144, 262_144],
+      [blob.length - 70_000, blob.length - 1],
+    ] as const) {
+      const reply = await request(url, `/data/${id}`, { headers: { Range: `bytes=${first}-${last}` } });
+      expect(reply.status).toBe(206);
+      expect(reply.body.equals(blob.subarray(first, last + 1))).toBe(true);
+    }
+  });
+
+  it("keeps serving after a client cuts a download half-way", async () => {
+    const { url } = await startTestServer(scope);
+    await createRepo(url, "/");
+    const blob = randomBytes(8 * 1024 * 1024);
+    const id = sha256(blob);
+    await request(url, `/data/${id}`, { method: "POST", body: blob });
+    const { port } = new URL(url);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const socket = net.connect(Number(port), "127.0.0.1");
+      socket.write(`GET /data/${id} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      let received = 0;
+      await new Promise<void>((resolve) => {
+        socket.on("data", (chunk: Buffer) => {
+          received += chunk.length;
+          if (received > 1024 * 1024) {
+            socket.destroy();
+            resolve();
+          }
+        });
+      });
+    }
+    expect((await request(url, `/data/${id}`)).body.equals(blob)).toBe(true);
   });
 
   it("leaves no file, temp or final, when the connection is cut mid-upload", async () => {
