@@ -26,6 +26,7 @@ declare -A NEEDED=(
   [make]=make
   [findmnt]=mount
   [systemd-socket-activate]=systemd
+  [lvs]=lvm2
 )
 
 missing_packages() {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
 import { useScope } from "../support/scope.js";
-import { escapeOf, PODMAN_RUN_DIRS, podmanStandIns, runStatecraft, SCRIPTS } from "./harness.js";
+import { escapeOf, journals, PODMAN_RUN_DIRS, podmanStandIns, runStatecraft, SCRIPTS } from "./harness.js";
 
 const LIB = path.resolve(import.meta.dirname, "../../lib/statecraft");
 
@@ -53,6 +53,22 @@ describe("bundled state scripts and mount helpers (real mounts)", () => {
     );
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toBe("./\n./a.txt\narchived\n");
+  });
+
+  // A real LVM snapshot needs device-mapper, which the test machines' kernel lacks (no dm-mod, no
+  // modules to load); what can run for real is lvs against a mount that is not a logical volume.
+  it("lvm.sh refuses a mount point that is not an LVM logical volume and leaves nothing behind", async () => {
+    const { dir, pathsDir, add, env } = await setup();
+    const mounted = path.join(dir, "not-lvm");
+    await mkdir(mounted);
+    await run("mount", ["-t", "tmpfs", "stowage-test", mounted]);
+    scope.defer("unmount", () => run("umount", [mounted]));
+    await add("bind.sh", await escapeOf(dir));
+    await add("lvm.sh", await escapeOf(mounted));
+    const result = await runStatecraft(["-q", "-p", pathsDir, "--", "true"], env);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`'stowage-test' is not an LVM logical volume`);
+    expect(await journals(env.STATECRAFT_STATE_DIR)).toEqual([]);
   });
 
   it("disk-info.sh describes the paths that are mount points", async () => {
