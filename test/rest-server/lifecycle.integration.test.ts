@@ -10,6 +10,7 @@ import { isMountpoint } from "../../src/system/mountinfo.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, useScope } from "../support/scope.js";
+import { mountTmpfs } from "../support/tmpfs.js";
 import { createRepo, request, selfSignedCert, sha256 } from "./fixture.js";
 import { CLI, runServerToExit, spawnServer, waitForOutput } from "./process.js";
 
@@ -82,8 +83,7 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
 
   it("answers 507 on a full disk and leaves no temp file", async () => {
     const root = await scope.tempDir("stowage-rest-");
-    await run("mount", ["-t", "tmpfs", "-o", "size=1m", "stowage-test", root]);
-    scope.defer("unmount tmpfs", () => run("umount", [root]));
+    await mountTmpfs(scope, root, { mountOptions: ["size=1m"] });
     const port = await freePort();
     await spawnServer(scope, ["--path", root, "--listen", `127.0.0.1:${port}`, "--no-auth"]);
     const url = `http://127.0.0.1:${port}`;

@@ -41,6 +41,12 @@ async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 30
   }
 }
 
+/** kill -9 statecraft and the run's PID 1 at once, as a crash would; wait until `inside` died too. */
+async function crashRun(statecraftPid: number, runner: number, inside: number): Promise<void> {
+  for (const pid of [runner, statecraftPid]) process.kill(pid, "SIGKILL");
+  await until(() => !alive(runner) && !alive(inside));
+}
+
 describe("statecraft crash safety, signals and bad input (real system)", () => {
   const scope = useScope();
 
@@ -88,8 +94,7 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
     const commandPid = await hostPid(pids);
     const runner = await runnerPid(l.stateDir);
     // A crash of the run's PID 1 (and of statecraft) takes every process of the run with it.
-    for (const pid of [runner, child.pid as number]) process.kill(pid, "SIGKILL");
-    await until(() => !alive(runner) && !alive(commandPid));
+    await crashRun(child.pid as number, runner, commandPid);
     // The namespace died with its processes: nothing of the run is mounted anywhere.
     expect((await readMountinfo()).filter((m) => m.mountPoint.startsWith("/run/statecraft"))).toEqual([]);
     expect(await journals(l.stateDir)).toHaveLength(1);
@@ -110,8 +115,7 @@ describe("statecraft crash safety, signals and bad input (real system)", () => {
     const scriptPid = await hostPid(marker);
     const runner = await runnerPid(l.stateDir);
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toHaveLength(4);
-    for (const pid of [runner, child.pid as number]) process.kill(pid, "SIGKILL");
-    await until(() => !alive(runner) && !alive(scriptPid));
+    await crashRun(child.pid as number, runner, scriptPid);
     expect(await leftoverSnapshots(l.varTop, l.srvTop)).toHaveLength(4);
 
     await writeFile(slow, "setup_path() { :; }\n");

@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
 import { useScope } from "../support/scope.js";
+import { mountTmpfs } from "../support/tmpfs.js";
 import { escapeOf, journals, PODMAN_RUN_DIRS, podmanStandIns, runStatecraft, SCRIPTS } from "./harness.js";
 
 const LIB = path.resolve(import.meta.dirname, "../../lib/statecraft");
@@ -22,9 +23,7 @@ describe("bundled state scripts and mount helpers (real mounts)", () => {
 
   it("mountinfo and is_mountpoint find mount points with spaces (the original's bug)", async () => {
     const target = path.join(await scope.tempDir(), "with space\tand tab");
-    await mkdir(target);
-    await run("mount", ["-t", "tmpfs", "stowage-test", target]);
-    scope.defer("unmount", () => run("umount", [target]));
+    await mountTmpfs(scope, target);
     const result = await run(
       "bash",
       [
@@ -60,9 +59,7 @@ describe("bundled state scripts and mount helpers (real mounts)", () => {
   it("lvm.sh refuses a mount point that is not an LVM logical volume and leaves nothing behind", async () => {
     const { dir, pathsDir, add, env } = await setup();
     const mounted = path.join(dir, "not-lvm");
-    await mkdir(mounted);
-    await run("mount", ["-t", "tmpfs", "stowage-test", mounted]);
-    scope.defer("unmount", () => run("umount", [mounted]));
+    await mountTmpfs(scope, mounted);
     await add("bind.sh", await escapeOf(dir));
     await add("lvm.sh", await escapeOf(mounted));
     const result = await runStatecraft(["-q", "-p", pathsDir, "--", "true"], env);
@@ -74,9 +71,7 @@ describe("bundled state scripts and mount helpers (real mounts)", () => {
   it("disk-info.sh describes the paths that are mount points", async () => {
     const { dir, pathsDir, add, env } = await setup();
     const disk = path.join(dir, "disk");
-    await mkdir(disk);
-    await run("mount", ["-t", "tmpfs", "stowage-disk", disk]);
-    scope.defer("unmount", () => run("umount", [disk]));
+    await mountTmpfs(scope, disk, { source: "stowage-disk" });
     await add("bind.sh", await escapeOf(disk));
     await add("disk-info.sh", await escapeOf("/disks.json"));
     const result = await runStatecraft(["-q", "-p", pathsDir, "--", "jq", "-c", ".", "disks.json"], env);
