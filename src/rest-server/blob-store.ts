@@ -1,16 +1,13 @@
-import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { chmod, type FileHandle, link, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import path from "node:path";
-import { type Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import type { Readable } from "node:stream";
 import { fsyncDirectory } from "../system/atomic-write.js";
 import { isErrno } from "../system/errors.js";
+import { writeBody } from "./body-writer.js";
 import { HttpError, storageError } from "./http-error.js";
 import { BLOB_TYPES, type BlobType, isBlobId, type ObjectType } from "./repo-path.js";
 
-/** Upload data buffered ahead of the disk writes, at most about this much per upload. */
-const WRITE_BATCH_BYTES = 512 * 1024;
 const STAT_CONCURRENCY = 64;
 const TEMP_PREFIX = ".tmp-";
 
@@ -136,7 +133,7 @@ export class BlobStore {
     let handle: FileHandle | undefined;
     try {
       handle = await this.openTemp(dir, temp);
-      const digest = await writeBody(handle, body, expect.size, expect.sha256 !== undefined);
+      const digest = await writeBody(handle.fd, body, expect.size, expect.sha256 !== undefined);
       if (expect.sha256 !== undefined && digest !== expect.sha256) {
         throw new HttpError(400, "content does not match its SHA-256 name");
       }
@@ -199,33 +196,4 @@ async function statAll(dir: string, files: readonly string[]): Promise<ListEntry
   };
   await Promise.all(Array.from({ length: Math.min(STAT_CONCURRENCY, files.length) }, worker));
   return entries.filter((entry) => entry.size >= 0);
-}
-
-/**
- * Stream the body into the open file, hashing it on the way only when a digest is wanted (with
- * --no-verify-upload nothing is hashed); the body must be exactly `size` bytes. Chunks queued while
- * a write is in flight go out together in one writev.
- */
-async function writeBody(
-  handle: FileHandle,
-  body: Readable,
-  size: number,
-  wantDigest: boolean,
-): Promise<string | undefined> {
-  const hash = wantDigest ? createHash("sha256") : undefined;
-  let total = 0;
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      total += chunk.length;
-      if (total > size) return done(new HttpError(400, "body is longer than Content-Length"));
-      hash?.update(chunk);
-      done(null, chunk);
-    },
-  });
-  // A stream on the bare fd: one made by handle.createWriteStream() would hold the handle open.
-  const file = createWriteStream("", { fd: handle.fd, autoClose: false, highWaterMark: WRITE_BATCH_BYTES });
-  await pipeline(body, meter, file);
-  if (total !== size)
-    throw new HttpError(400, `body is shorter than Content-Length (${total} of ${size} bytes)`);
-  return hash?.digest("hex");
 }
