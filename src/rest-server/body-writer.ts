@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { writev } from "node:fs";
 import type { Readable } from "node:stream";
 import { HttpError } from "./http-error.js";
+import { noteBodyBytes } from "./young-gc.js";
 
 /**
  * Body bytes held in memory per upload before the socket is paused. Reading runs ahead of the disk
@@ -90,6 +91,7 @@ export function writeBody(
         return;
       }
       hash?.update(chunk);
+      noteBodyBytes(chunk.length);
       queue.push(chunk);
       queued += chunk.length;
       if (!writing) flush();
