@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Benchmark: restic backup/restore into restic's local backend vs. our rest-server over loopback.
 // Same run, alternating, fresh repository each time, `sync` before each backup; also our server with
-// --no-verify-upload (the cost of hashing). Prints medians, ratios and peak server RSS,
+// --no-verify-upload (the cost of hashing) and two reference sinks (reference-sink.mjs): the floor
+// (packs read and dropped) and a naive server that only writes and fsyncs.
+// Prints medians, ratios and peak server RSS,
 // then runs 8 concurrent restic clients into 8 repositories and checks them all.
 // Usage: npm run bench:rest-server -- [--rounds N] [--scale F]   (runs the server on the pinned Node)
 import { spawn } from "node:child_process";
@@ -21,6 +23,7 @@ const ROUNDS = option("--rounds", 5);
 const SCALE = option("--scale", 1);
 const MiB = 1024 * 1024;
 const CLI = path.resolve(import.meta.dirname, "../dist/cli/rest-server.js");
+const SINK = path.resolve(import.meta.dirname, "reference-sink.mjs");
 
 function exec(command, argv, env = {}) {
   return new Promise((resolve, reject) => {
@@ -78,17 +81,13 @@ async function makeDataset(dir) {
   return total;
 }
 
-/** Our rest-server on a free loopback port, without authentication, once it is listening. */
-async function startServer(root, flags) {
+/** A server script (ours or the reference sink) on a free loopback port ("PORT" in its arguments). */
+async function startServer(script, argv) {
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [CLI, "--path", root, "--listen", `127.0.0.1:${port}`, "--no-auth", ...flags],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, STOWAGE_LOG_LEVEL: "warn" },
-    },
-  );
+  const child = spawn(process.execPath, [script, ...argv.map((arg) => arg.replace("PORT", String(port)))], {
+    stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, STOWAGE_LOG_LEVEL: "warn" },
+  });
   await new Promise((resolve) => child.stdout.once("data", resolve));
   return { process: child, port };
 }
@@ -105,66 +104,85 @@ async function main() {
     const bytes = await makeDataset(data);
     console.log(`dataset: ${(bytes / MiB).toFixed(0)} MiB in ${data}`);
     const serverRoot = path.join(work, "rest");
-    // Our server as restic users run it, and the same without SHA-256 verification: the difference
-    // between the two is what hashing every upload costs on this machine.
-    const server = await startServer(serverRoot, []);
-    const unverified = await startServer(path.join(work, "rest-no-verify"), ["--no-verify-upload"]);
+    // Our server as restic users run it; the same without SHA-256 verification (the difference is
+    // what hashing costs here); the floor of restic over loopback (a sink that reads and drops every
+    // pack); and a naive Node server that only writes and fsyncs packs (no checks, no hash).
+    const server = await startServer(CLI, ["--path", serverRoot, "--listen", "127.0.0.1:PORT", "--no-auth"]);
+    const unverified = await startServer(CLI, [
+      "--path",
+      path.join(work, "rest-no-verify"),
+      "--listen",
+      "127.0.0.1:PORT",
+      "--no-auth",
+      "--no-verify-upload",
+    ]);
+    const discard = await startServer(SINK, ["discard", "PORT", path.join(work, "sink-discard")]);
+    const store = await startServer(SINK, ["store", "PORT", path.join(work, "sink-store")]);
     const env = (repo, name) => ({
       RESTIC_REPOSITORY: repo,
       RESTIC_PASSWORD: "bench",
       RESTIC_CACHE_DIR: path.join(work, `cache-${name}`),
     });
+    const viaRest = (running, dir, restore = true) => ({
+      repo: (name) => `rest:http://127.0.0.1:${running.port}/${name}/`,
+      dir: (name) => path.join(dir, name),
+      restore,
+    });
     const kinds = {
       local: {
         repo: (name) => path.join(work, "local", name),
         dir: (name) => path.join(work, "local", name),
+        restore: true,
       },
-      rest: {
-        repo: (name) => `rest:http://127.0.0.1:${server.port}/${name}/`,
-        dir: (name) => path.join(serverRoot, name),
-      },
-      "rest --no-verify-upload": {
-        repo: (name) => `rest:http://127.0.0.1:${unverified.port}/${name}/`,
-        dir: (name) => path.join(work, "rest-no-verify", name),
-      },
+      rest: viaRest(server, serverRoot),
+      "rest --no-verify-upload": viaRest(unverified, path.join(work, "rest-no-verify")),
+      "floor: discard packs": viaRest(discard, path.join(work, "sink-discard"), false),
+      "naive: write + fsync only": viaRest(store, path.join(work, "sink-store"), false),
     };
     const results = Object.fromEntries(Object.keys(kinds).map((kind) => [kind, { backup: [], restore: [] }]));
     const order = Object.keys(kinds);
     for (let round = 0; round < ROUNDS; round++) {
       // Alternate the order so that no kind always runs right after the same other one.
       for (const kind of round % 2 === 0 ? order : [...order].reverse()) {
-        const name = `${kind.split(" ")[0]}-${round}`;
+        const name = `${kind.replace(/\W+/g, "-")}-${round}`;
         const e = env(kinds[kind].repo(name), name);
         await exec("restic", ["init"], e);
         // Let the previous run's dirty pages reach the disk first, so that no run pays for another.
         await exec("sync", []);
         const backup = await timed(() => exec("restic", ["backup", "--host", "bench", data], e));
-        const target = path.join(work, `restore-${name}`);
-        const restore = await timed(() => exec("restic", ["restore", "latest", "--target", target], e));
-        await rm(target, { recursive: true, force: true });
+        results[kind].backup.push(backup);
+        let restored = "";
+        if (kinds[kind].restore) {
+          const target = path.join(work, `restore-${name}`);
+          const restore = await timed(() => exec("restic", ["restore", "latest", "--target", target], e));
+          await rm(target, { recursive: true, force: true });
+          results[kind].restore.push(restore);
+          restored = `  restore ${restore.toFixed(2)} s`;
+        }
         await rm(kinds[kind].dir(name), { recursive: true, force: true });
         await rm(e.RESTIC_CACHE_DIR, { recursive: true, force: true });
-        results[kind].backup.push(backup);
-        results[kind].restore.push(restore);
-        console.log(
-          `round ${round + 1} ${kind.padEnd(24)} backup ${backup.toFixed(2)} s  restore ${restore.toFixed(2)} s`,
-        );
+        console.log(`round ${round + 1} ${kind.padEnd(26)} backup ${backup.toFixed(2)} s${restored}`);
       }
     }
+    // The ratio of the medians, and the median of each round's ratio to the local run beside it
+    // (steadier when the machine drifts during the run).
     for (const what of ["backup", "restore"]) {
-      const local = median(results.local[what]);
-      const line = order
+      const local = results.local[what];
+      const lines = order
         .slice(1)
-        .map(
-          (kind) =>
-            `${kind} ${median(results[kind][what]).toFixed(2)} s (${(median(results[kind][what]) / local).toFixed(3)})`,
-        );
-      console.log(
-        `${what.padEnd(7)} median: local ${local.toFixed(2)} s, ${line.join(", ")}${what === "backup" ? "  [target rest/local <= 1.03]" : ""}`,
-      );
+        .filter((kind) => results[kind][what].length > 0)
+        .map((kind) => {
+          const values = results[kind][what];
+          const paired = median(values.map((value, round) => value / local[round]));
+          return `\n  ${kind.padEnd(26)} ${median(values).toFixed(2)} s  ratio ${(median(values) / median(local)).toFixed(3)}  paired ${paired.toFixed(3)}`;
+        });
+      const target = what === "backup" ? "   (target: rest <= 1.03)" : "";
+      console.log(`${what} medians: local ${median(local).toFixed(2)} s${target}${lines.join("")}`);
     }
-    unverified.process.kill("SIGTERM");
-    await once(unverified.process, "exit");
+    for (const extra of [unverified, discard, store]) {
+      extra.process.kill("SIGTERM");
+      await once(extra.process, "exit");
+    }
 
     const peakSingle = await peakRss(server.process.pid);
     console.log(`peak server RSS, one client at a time: ${(peakSingle / MiB).toFixed(1)} MiB`);

@@ -6,18 +6,19 @@ const BYTES_BETWEEN_COLLECTIONS = 4 * 1024 * 1024;
 
 type GcFunction = (options: { type: "minor"; execution: "async" }) => unknown;
 
-let gc: GcFunction | undefined;
+let gc: GcFunction | null | undefined;
 let sinceLast = 0;
 
-function gcFunction(): GcFunction {
-  if (!gc) {
-    const exposed = (globalThis as { gc?: GcFunction }).gc;
-    if (exposed) gc = exposed;
-    else {
-      // The documented way to reach V8's gc() in a process not started with --expose-gc.
+/** V8's gc(), or null where it cannot be had (then uploads simply run without the pacing). */
+function gcFunction(): GcFunction | null {
+  if (gc === undefined) {
+    let found = (globalThis as { gc?: unknown }).gc;
+    if (typeof found !== "function") {
+      // Reaches gc() in a process not started with --expose-gc: the flag applies to new contexts.
       v8.setFlagsFromString("--expose-gc");
-      gc = vm.runInNewContext("gc") as GcFunction;
+      found = vm.runInNewContext("typeof gc === 'function' ? gc : undefined");
     }
+    gc = typeof found === "function" ? (found as GcFunction) : null;
   }
   return gc;
 }
@@ -34,5 +35,5 @@ export function noteBodyBytes(bytes: number): void {
   sinceLast += bytes;
   if (sinceLast < BYTES_BETWEEN_COLLECTIONS) return;
   sinceLast = 0;
-  gcFunction()({ type: "minor", execution: "async" });
+  gcFunction()?.({ type: "minor", execution: "async" });
 }
