@@ -3,7 +3,7 @@
 // is the floor (restic over loopback with no server-side work), `store` a naive server that only
 // writes. Not a server to use: no checks, no auth, no limits.
 //   discard  data packs are read and dropped; everything else is kept in memory
-//   store    data packs are written to files under ROOT and fsynced; no hashing, no temp files
+//   store    data packs are written to files under ROOT/<repository> and fsynced; no hashing
 // Usage: node bench/reference-sink.mjs discard|store PORT ROOT   (prints "ready" when listening)
 import { close, fsync, mkdirSync, openSync, writev } from "node:fs";
 import http from "node:http";
@@ -18,8 +18,11 @@ const small = new Map();
 let files = 0;
 mkdirSync(root, { recursive: true });
 
-function storePack(req, res) {
-  const fd = openSync(path.join(root, `pack-${files++}`), "w");
+/** Packs go under ROOT/<repository>/, so the benchmark can remove each round's packs with its repository. */
+function storePack(repo, req, res) {
+  const dir = path.join(root, repo);
+  mkdirSync(dir, { recursive: true });
+  const fd = openSync(path.join(dir, `pack-${files++}`), "w");
   let queue = [];
   let writing = false;
   let ended = false;
@@ -51,7 +54,7 @@ http
     const key = `/${segments.join("/")}`;
     if (req.method === "POST" && url.searchParams.get("create") === "true") return res.end();
     if (req.method === "POST" && segments.at(-2) === "data") {
-      if (mode === "store") return storePack(req, res);
+      if (mode === "store") return storePack(segments[0] ?? "", req, res);
       return req.on("data", () => {}).on("end", () => res.end());
     }
     if (req.method === "POST") {
