@@ -41,10 +41,21 @@ describe("writeBody", () => {
   });
 
   it("writes every byte in order and returns the SHA-256, across many read-ahead batches", async () => {
-    // 6 MiB in 64 KiB chunks: more than the read-ahead, so the body is paused and resumed.
+    // 6 MiB in 64 KiB chunks, all waiting at once: more than the read-ahead, so the body is paused
+    // while a write is in flight and resumed by the next batch.
     const chunks = Array.from({ length: 96 }, () => randomBytes(64 * KiB));
     const whole = Buffer.concat(chunks);
-    const digest = await writeBody(fd, bodyOf(chunks), whole.length, true);
+    const body = new PassThrough({ highWaterMark: whole.length });
+    for (const chunk of chunks) body.write(chunk);
+    body.end();
+    let pauses = 0;
+    const pause = body.pause.bind(body);
+    body.pause = () => {
+      pauses++;
+      return pause();
+    };
+    const digest = await writeBody(fd, body, whole.length, true);
+    expect(pauses).toBeGreaterThan(0);
     expect(digest).toBe(createHash("sha256").update(whole).digest("hex"));
     expect((await readFile(file)).equals(whole)).toBe(true);
   });
