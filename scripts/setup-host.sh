@@ -27,6 +27,9 @@ declare -A NEEDED=(
   [findmnt]=mount
   [systemd-socket-activate]=systemd
   [lvs]=lvm2
+  [htpasswd]=apache2-utils
+  [script]=bsdutils
+  [python3]=python3
 )
 
 missing_packages() {

@@ -1,10 +1,11 @@
 import { EscapeError, escapePath, unescapePath } from "../statecraft/escape.js";
 import { checkScript, describe } from "../statecraft/inspect.js";
-import { recoverDeadRuns } from "../statecraft/journal.js";
+import { forgetRun, recoverDeadRuns } from "../statecraft/journal.js";
 import { defaultPathsDir, libDir, stateDir } from "../statecraft/locations.js";
+import { recoveryProblems } from "../statecraft/recovery-report.js";
 import { runState } from "../statecraft/run.js";
 import { discoverScripts, resolvePathsDir } from "../statecraft/scripts.js";
-import { ConfigError, UsageError } from "../system/errors.js";
+import { ConfigError, ERROR_EXIT_CODES, UsageError } from "../system/errors.js";
 import { newProgram, parseSeconds } from "./program.js";
 import { VERSION } from "./version.js";
 
@@ -16,6 +17,7 @@ interface Flags {
   quiet?: boolean;
   verbose?: boolean;
   recover?: boolean;
+  forget?: string;
   dryRun?: boolean;
   list?: boolean;
   check?: boolean;
@@ -29,7 +31,7 @@ function program() {
     "Run COMMAND inside a private, consistent view of the host assembled from a paths.d of state scripts.",
   )
     .usage(
-      "[-q|-v] [-p DIR] [-t DIR] COMMAND [ARG]...\n       statecraft -e ABSOLUTE_PATH | -u ESCAPED_NAME | --recover | --check",
+      "[-q|-v] [-p DIR] [-t DIR] COMMAND [ARG]...\n       statecraft -e ABSOLUTE_PATH | -u ESCAPED_NAME | --recover | --forget RUN_ID | --check",
     )
     .option("-e, --escape <path>", "print the escaped name of an absolute path (as systemd-escape --path)")
     .option("-u, --unescape <name>", "print the path of a canonical escaped name")
@@ -41,6 +43,7 @@ function program() {
     .option("--list", "list the paths and their scripts")
     .option("--check", "validate script names, permissions and setup_path, change nothing")
     .option("--recover", "clean up what crashed runs left behind (btrfs snapshots, mounts, files)")
+    .option("--forget <run-id>", "drop a dead run's cleanup journal on purpose (its disk is gone for good)")
     .option("--state-dir <dir>", "where cleanup journals are kept (default: /var/lib/statecraft for root)")
     .option("--grace <seconds>", "time COMMAND gets after a forwarded signal before SIGKILL", "30")
     .argument("[command...]", "the backup command and its arguments")
@@ -82,6 +85,25 @@ async function inspect(flags: Flags, pathsDir: string): Promise<number> {
   return failed ? 1 : 0;
 }
 
+/** Exit 0 when nothing is left; 75 (try later) when only missing filesystems hold a journal; 1 on failures. */
+async function recover(flags: Flags): Promise<number> {
+  const result = await recoverDeadRuns(stateDir(flags.stateDir), libDir(), { trace: Boolean(flags.verbose) });
+  if (!flags.quiet) {
+    const waiting = result.waiting.length > 0 ? `; ${result.waiting.length} waiting for a filesystem` : "";
+    print(`recovered ${result.replayed.length} run(s); ${result.live.length} still running${waiting}`);
+  }
+  for (const line of recoveryProblems(result)) process.stderr.write(`${line}\n`);
+  if (result.failed.length > 0) return ERROR_EXIT_CODES.EXEC_FAILED;
+  return result.waiting.length > 0 ? ERROR_EXIT_CODES.TEMPORARY : 0;
+}
+
+async function forget(flags: Flags, runId: string): Promise<number> {
+  const actions = await forgetRun(stateDir(flags.stateDir), runId);
+  print(`forgot run ${runId}; these cleanup actions were never done (do them by hand if still needed):`);
+  for (const action of actions) print(`  ${action}`);
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const cli = program();
   cli.parse(argv, { from: "user" });
@@ -91,16 +113,8 @@ export async function main(argv: string[]): Promise<number> {
   const escaped = escapeMode(flags);
   if (escaped !== undefined) return escaped;
 
-  if (flags.recover) {
-    const result = await recoverDeadRuns(stateDir(flags.stateDir), libDir(), {
-      trace: Boolean(flags.verbose),
-    });
-    if (!flags.quiet)
-      print(`recovered ${result.replayed.length} run(s); ${result.live.length} still running`);
-    for (const file of result.failed)
-      process.stderr.write(`statecraft: cleanup incomplete, journal kept: ${file}\n`);
-    return result.failed.length > 0 ? 1 : 0;
-  }
+  if (flags.recover) return recover(flags);
+  if (flags.forget !== undefined) return forget(flags, flags.forget);
 
   const pathsDir = await resolvePathsDir(flags.paths ?? defaultPathsDir());
   if (flags.dryRun || flags.list || flags.check) return inspect(flags, pathsDir);

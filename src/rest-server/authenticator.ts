@@ -3,7 +3,14 @@ import { readFile, stat } from "node:fs/promises";
 import bcrypt from "bcrypt";
 import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
-import { type PasswordHash, parseBasicAuth, parseHtpasswd, sha1Matches } from "./htpasswd.js";
+import {
+  dummyBcryptHash,
+  type PasswordHash,
+  parseBasicAuth,
+  parseHtpasswd,
+  sha1Matches,
+  typicalCost,
+} from "./htpasswd.js";
 
 const CACHE_TTL_MS = 5 * 60 * 1000;
 const CACHE_MAX_ENTRIES = 10_000;
@@ -13,7 +20,7 @@ const CHANGE_CHECK_MS = 2_000;
 /**
  * Checks Basic credentials against an htpasswd file. Verified logins are cached (keyed by a salted
  * hash of user and password) so restores are not bound by bcrypt; unknown users are checked against
- * a dummy hash of the same cost, so the answer's timing does not reveal which users exist.
+ * a dummy hash of the users' typical cost, so the answer's timing does not reveal which users exist.
  */
 export class Authenticator {
   private users = new Map<string, PasswordHash>();
@@ -50,8 +57,7 @@ export class Authenticator {
     const { users, skipped } = parseHtpasswd(text);
     for (const entry of skipped)
       this.log.warn({ action: "htpasswd", file: this.file, ...entry }, "line ignored");
-    const maxCost = Math.max(10, ...[...users.values()].map((h) => (h.kind === "bcrypt" ? h.cost : 0)));
-    this.dummyHash = await bcrypt.hash(randomBytes(12).toString("hex"), Math.min(maxCost, 14));
+    this.dummyHash = dummyBcryptHash(typicalCost(users.values()), randomBytes);
     this.users = users;
     this.cache.clear();
     this.fileStamp = stamp;

@@ -8,6 +8,8 @@ const TYPE_NAMES: ReadonlySet<string> = new Set([...BLOB_TYPES, "config"]);
 const BLOB_ID = /^[0-9a-f]{64}$/;
 /** Repository path segments may nest at most this deep (`/alice/laptop/`). */
 export const MAX_REPO_DEPTH = 2;
+/** A segment becomes a directory name: at most NAME_MAX (255) bytes on Linux filesystems. */
+export const MAX_SEGMENT_BYTES = 255;
 
 export type Target =
   /** The repository itself: `/`, `/alice/`, `/alice/laptop/` (create). */
@@ -40,6 +42,8 @@ function badSegment(segment: string): string | undefined {
   if (segment.includes("\0")) return "NUL in path";
   if (segment.includes("/")) return "encoded '/' in path segment";
   if (segment.startsWith(".")) return "path segments may not start with '.'";
+  if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES)
+    return `path segment longer than ${MAX_SEGMENT_BYTES} bytes`;
   return undefined;
 }
 

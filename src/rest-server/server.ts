@@ -3,7 +3,7 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import type { Writable } from "node:stream";
+import type { Duplex, Writable } from "node:stream";
 import type { SecureContextOptions } from "node:tls";
 import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
@@ -160,6 +160,13 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
       )
     : http.createServer(serverOptions, handler);
   if (options.log) attachAccessLog(server, openAccessLog(options.log));
+  // node:http hands CONNECT to a 'connect' listener and, without one, drops the connection unanswered.
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    socket.on("error", () => {});
+    socket.end(
+      "HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD, POST, DELETE\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+  });
 
   if (target.kind === "unix") await rm(target.path, { force: true });
   await listenOn(server, target);

@@ -1,20 +1,50 @@
-import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { isErrno } from "../system/errors.js";
-import { run } from "../system/exec.js";
+import { ConfigError, isErrno } from "../system/errors.js";
+import { ExecError, run } from "../system/exec.js";
 import { acquireLock } from "../system/lock.js";
 import { shellQuote } from "../system/shell-quote.js";
 import { journalDir } from "./locations.js";
 
-/** A process's start time (field 22 of /proc/PID/stat), to tell it apart from a reused PID. */
-export async function processStartTime(pid: number): Promise<string | undefined> {
+/** Exit status of replay.sh when entries must wait for a filesystem that is not attached. */
+export const WAIT_STATUS = 75;
+
+export interface ProcessStat {
+  /** One letter: R, S, D, Z (zombie), X (dead), ... */
+  state: string;
+  /** Field 22, in clock ticks since boot: tells a process apart from a later one with its PID. */
+  startTime: string;
+}
+
+/** Parse /proc/PID/stat: the command name (field 2) may hold spaces and parentheses. */
+export function parseProcessStat(text: string): ProcessStat | undefined {
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const [state, startTime] = [fields[0], fields[19]];
+  if (!state || !startTime) return undefined;
+  return { state, startTime };
+}
+
+export async function processStat(pid: number): Promise<ProcessStat | undefined> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    // The command name (field 2) may contain spaces; count fields after its closing parenthesis.
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return parseProcessStat(await readFile(`/proc/${pid}/stat`, "utf8"));
   } catch {
     return undefined;
   }
+}
+
+/** A process's start time, to tell it apart from a reused PID. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  return (await processStat(pid))?.startTime;
+}
+
+/**
+ * The recorded process still runs: same PID and start time, and not a zombie (Z) or dead (X).
+ * A run killed as a whole stays as zombies until something reaps them (in a container whose PID 1
+ * does not reap, forever), and a zombie holds no mount or namespace.
+ */
+export async function processAlive(pid: number, startTime: string): Promise<boolean> {
+  const stat = await processStat(pid);
+  return stat !== undefined && stat.startTime === startTime && stat.state !== "Z" && stat.state !== "X";
 }
 
 function journalEntry(text: string): string {
@@ -49,16 +79,34 @@ export async function journalIsLive(file: string): Promise<boolean> {
   }
   for (const line of text.split("\n")) {
     const [kind, pid, start] = line.split(" ");
-    if (kind !== "P" || !pid) continue;
-    if ((await processStartTime(Number(pid))) === start) return true;
+    if (kind !== "P" || !pid || !start) continue;
+    if (await processAlive(Number(pid), start)) return true;
   }
   return false;
+}
+
+export interface WaitingJournal {
+  file: string;
+  runId: string;
+  /** UUIDs of the filesystems whose snapshots could not be removed because they are not attached. */
+  missingFilesystems: string[];
 }
 
 export interface RecoveryResult {
   replayed: string[];
   failed: string[];
   live: string[];
+  /** Dead runs whose cleanup must wait for a filesystem to come back; their journals are kept. */
+  waiting: WaitingJournal[];
+}
+
+export function runIdOf(file: string): string {
+  return path.basename(file, ".journal");
+}
+
+function missingFilesystems(stderr: string): string[] {
+  const found = [...stderr.matchAll(/statecraft: filesystem (\S+) is not attached/g)].map((m) => m[1] ?? "");
+  return [...new Set(found)].sort();
 }
 
 /** Replay, in a private mount namespace, the journal of every dead run; skip live ones. */
@@ -68,7 +116,7 @@ export async function recoverDeadRuns(
   options: { trace?: boolean; except?: string } = {},
 ): Promise<RecoveryResult> {
   const dir = journalDir(state);
-  const result: RecoveryResult = { replayed: [], failed: [], live: [] };
+  const result: RecoveryResult = { replayed: [], failed: [], live: [], waiting: [] };
   let names: string[];
   try {
     names = (await readdir(dir)).filter((name) => name.endsWith(".journal"));
@@ -95,11 +143,57 @@ export async function recoverDeadRuns(
         },
       );
       result.replayed.push(file);
-    } catch {
-      result.failed.push(file);
+    } catch (error) {
+      if (error instanceof ExecError && error.status === WAIT_STATUS) {
+        result.waiting.push({
+          file,
+          runId: runIdOf(file),
+          missingFilesystems: missingFilesystems(error.stderr),
+        });
+      } else {
+        result.failed.push(file);
+      }
     } finally {
       await release();
     }
   }
   return result;
+}
+
+/** The cleanup actions still recorded in a journal, newest first (as a replay would run them). */
+export function pendingActions(text: string): string[] {
+  return text
+    .split("\n")
+    .filter((line) => line.startsWith("E "))
+    .map((line) => Buffer.from(line.slice(2), "base64").toString("utf8"))
+    .reverse();
+}
+
+/**
+ * Drop a dead run's journal on purpose (`--forget RUN_ID`), e.g. when the disk it snapshotted is
+ * gone for good. Refuses a live run. Returns the actions that will now never run, for the user.
+ */
+export async function forgetRun(state: string, runId: string): Promise<string[]> {
+  if (!/^[A-Za-z0-9]{10}$/.test(runId)) {
+    throw new ConfigError(
+      `--forget ${runId}: a run ID is 10 letters and digits (see 'statecraft --recover')`,
+    );
+  }
+  const file = path.join(journalDir(state), `${runId}.journal`);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if (isErrno(error, "ENOENT"))
+      throw new ConfigError(`no journal for run ${runId} in ${journalDir(state)}`);
+    throw error;
+  }
+  if (await journalIsLive(file)) throw new ConfigError(`run ${runId} is still running; it cleans up itself`);
+  const release = await acquireLock(file, { timeoutMs: 0 });
+  try {
+    await unlink(file);
+  } finally {
+    await release();
+  }
+  return pendingActions(text);
 }

@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import { withLock } from "../system/lock.js";
 import { createJournal, recoverDeadRuns } from "./journal.js";
 import { libDir, runBase, stateDir } from "./locations.js";
+import { recoveryProblems } from "./recovery-report.js";
 import type { StateScript } from "./scripts.js";
 
 export interface RunOptions {
@@ -55,7 +56,8 @@ export async function runState(options: RunOptions): Promise<number> {
   return withLock(
     options.pathsDir,
     async () => {
-      await recoverDeadRuns(state, lib, { trace: options.verbose });
+      const recovered = await recoverDeadRuns(state, lib, { trace: options.verbose });
+      for (const line of recoveryProblems(recovered)) process.stderr.write(`${line}\n`);
       const runId = newRunId();
       const runDir = path.join(runBase(), runId);
       await mkdir(runDir, { recursive: true, mode: 0o700 });

@@ -11,6 +11,8 @@ export const ERROR_EXIT_CODES = {
   EXEC_FAILED: 1,
   COMMAND_NOT_FOUND: 127,
   LOCKED: 75,
+  /** Not possible yet, try again later (sysexits EX_TEMPFAIL): e.g. a filesystem is not attached. */
+  TEMPORARY: 75,
   NOT_IMPLEMENTED: 1,
   MOUNT_FAILED: 125,
   INTERNAL: 70,

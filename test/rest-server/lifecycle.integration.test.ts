@@ -3,11 +3,11 @@ import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import tls from "node:tls";
-import bcrypt from "bcrypt";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { isMountpoint } from "../../src/system/mountinfo.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
+import { htpasswd, htpasswdFile } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, useScope } from "../support/scope.js";
 import { mountTmpfs } from "../support/tmpfs.js";
@@ -192,7 +192,7 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
 
   it("serves on a socket passed by systemd socket activation, and re-reads htpasswd on SIGHUP", async () => {
     const root = await scope.tempDir("stowage-rest-");
-    await writeFile(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("one", 4)}\n`);
+    await htpasswdFile(path.join(root, ".htpasswd"), [["alice", "one", { bcrypt: 4 }]]);
     const port = await freePort();
     // systemd-socket-activate binds the socket and starts the server on the first connection, as fd 3.
     const activator = await spawnServer(scope, ["--path", root], {}, [
@@ -206,7 +206,7 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
       200,
     );
     expect(activator.output()).toContain(`rest-server listening on http://127.0.0.1:${port}`);
-    await writeFile(path.join(root, ".htpasswd"), `alice:${await bcrypt.hash("two", 4)}\n`);
+    await htpasswd(path.join(root, ".htpasswd"), "alice", "two", { bcrypt: 4 });
     const serverPid = Number((await run("pgrep", ["-f", `${CLI} --path ${root}`])).stdout.trim());
     expect(serverPid).toBeGreaterThan(1);
     process.kill(serverPid, "SIGHUP");

@@ -1,7 +1,7 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import bcrypt from "bcrypt";
 import { describe, expect, it } from "vitest";
+import { htpasswdFile } from "../support/htpasswd.js";
 import { useScope } from "../support/scope.js";
 import { createRepo, request, sha256, startTestServer } from "./fixture.js";
 
@@ -38,10 +38,10 @@ describe("rest-server metrics and access log", () => {
 
   it("with --private-repos only the user 'metrics' reads /metrics, unless --prometheus-no-auth", async () => {
     const root = await scope.tempDir("stowage-rest-");
-    await writeFile(
-      path.join(root, ".htpasswd"),
-      `metrics:${await bcrypt.hash("m", 4)}\nalice:${await bcrypt.hash("a", 4)}\n`,
-    );
+    await htpasswdFile(path.join(root, ".htpasswd"), [
+      ["metrics", "m", { bcrypt: 4 }],
+      ["alice", "a", { bcrypt: 4 }],
+    ]);
     const { url } = await startTestServer(scope, {
       path: root,
       noAuth: false,

@@ -38,6 +38,8 @@ describe("parseRepoPath", () => {
     [`/data/${ID}/extra`, 404, "not found"],
     ["/config/x", 404, "not found"],
     ["relative", 400, "must start with '/'"],
+    [`/${"a".repeat(300)}/config`, 400, "longer than 255 bytes"],
+    [`/alice/${encodeURIComponent("é".repeat(128))}/`, 400, "longer than 255 bytes"],
   ])("rejects %s with %i", (path, status, message) => {
     const result = parseRepoPath(path);
     expect(result.ok).toBe(false);

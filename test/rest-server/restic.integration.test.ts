@@ -1,9 +1,9 @@
 import { randomBytes } from "node:crypto";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import bcrypt from "bcrypt";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
+import { htpasswd, htpasswdAtPrompt } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, type TestScope, useScope } from "../support/scope.js";
 import { selfSignedCert } from "./fixture.js";
@@ -30,15 +30,6 @@ async function assertRestoredIdentical(
   const target = await scope.tempDir("stowage-restore-");
   await restic.run(["restore", "latest", "--target", target]);
   await run("diff", ["-r", "--no-dereference", source, path.join(target, source)]);
-}
-
-async function htpasswdFile(dir: string, users: Record<string, string>): Promise<string> {
-  const file = path.join(dir, ".htpasswd");
-  const lines = await Promise.all(
-    Object.entries(users).map(async ([u, p]) => `${u}:${await bcrypt.hash(p, 5)}`),
-  );
-  await writeFile(file, `${lines.join("\n")}\n`);
-  return file;
 }
 
 describe("rest-server with the real restic client", () => {
@@ -71,22 +62,41 @@ describe("rest-server with the real restic client", () => {
     },
   );
 
-  it("works with htpasswd auth and --private-repos, and keeps users apart", async () => {
-    const root = await scope.tempDir("stowage-rest-");
-    await htpasswdFile(root, { alice: "alice-pw", bob: "bob-pw" });
+  it("serves users made as seed 002 says (touch; htpasswd -B), plus -C 12, {SHA} and CRLF lines, with --private-repos", async () => {
+    // Seed 002, verbatim: cd to the disk, mkdir restic/, touch restic/.htpasswd, htpasswd -B restic/.htpasswd username.
+    const disk = await scope.tempDir("stowage-disk-");
+    await run("mkdir", ["restic/"], { cwd: disk });
+    await run("touch", ["restic/.htpasswd"], { cwd: disk });
+    await htpasswdAtPrompt("htpasswd -B restic/.htpasswd username", "username-pw", disk);
+    const file = path.join(disk, "restic", ".htpasswd");
+    await htpasswd(file, "alice", "alice-pw", { bcrypt: 12 });
+    await htpasswd(file, "bob", "bob-pw", "sha");
+    // The same file with CRLF line ends still serves everyone.
+    await writeFile(file, (await readFile(file, "utf8")).replaceAll("\n", "\r\n"));
+    expect(await readFile(file, "utf8")).toMatch(
+      /^username:\$2y\$05\$.*\r\nalice:\$2y\$12\$.*\r\nbob:\{SHA\}/s,
+    );
+
     const port = await freePort();
+    const root = path.join(disk, "restic");
     await spawnServer(scope, ["--path", root, "--listen", `127.0.0.1:${port}`, "--private-repos"]);
     const source = await makeSource(scope, 1024 * 1024);
-    const alice = await resticClient(scope, `rest:http://alice:alice-pw@127.0.0.1:${port}/alice/laptop/`);
-    await alice.run(["init"]);
-    await alice.run(["backup", source]);
-    await alice.run(["check", "--read-data"]);
-    await assertRestoredIdentical(scope, alice, source);
+    for (const [user, password] of [
+      ["username", "username-pw"],
+      ["alice", "alice-pw"],
+      ["bob", "bob-pw"],
+    ]) {
+      const client = await resticClient(scope, `rest:http://${user}:${password}@127.0.0.1:${port}/${user}/`);
+      await client.run(["init"]);
+      await client.run(["backup", source]);
+      await client.run(["check", "--read-data"]);
+      await assertRestoredIdentical(scope, client, source);
+    }
 
-    const intruder = await resticClient(scope, `rest:http://bob:bob-pw@127.0.0.1:${port}/alice/laptop/`);
+    const intruder = await resticClient(scope, `rest:http://bob:bob-pw@127.0.0.1:${port}/alice/`);
     const denied = await intruder.run(["snapshots"], { okStatuses: [1] });
     expect(denied.stderr).toMatch(/401|unauthorized/i);
-    const wrong = await resticClient(scope, `rest:http://alice:bad@127.0.0.1:${port}/alice/laptop/`);
+    const wrong = await resticClient(scope, `rest:http://alice:bad@127.0.0.1:${port}/alice/`);
     expect((await wrong.run(["snapshots"], { okStatuses: [1] })).stderr).toMatch(/401|unauthorized/i);
   });
 

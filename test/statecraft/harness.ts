@@ -188,3 +188,66 @@ export async function podmanStandIns(dir: string, podmanOutput: string): Promise
   );
   return bin;
 }
+
+/** The PID exists (a zombie counts: kill(pid, 0) succeeds on it). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Bash that writes its own host PID (/proc is the host's, even in the run's PID namespace). */
+export const HOST_PID_TO = (file: string) =>
+  `read -r -a st < /proc/self/stat; echo "\${st[0]}" > ${file}.tmp && mv ${file}.tmp ${file}`;
+
+export async function hostPid(file: string): Promise<number> {
+  const pid = Number(await waitForFile(file));
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`bad PID in ${file}`);
+  return pid;
+}
+
+export async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** kill -9 statecraft and the run's PID 1 at once, as a crash would; wait until `inside` died too. */
+export async function crashRun(statecraftPid: number, runner: number, inside: number): Promise<void> {
+  for (const pid of [runner, statecraftPid]) process.kill(pid, "SIGKILL");
+  await until(() => !alive(runner) && !alive(inside));
+}
+
+/** A command that records its PID as the host sees it, then waits. */
+export async function pidsCommand(dir: string): Promise<{ script: string; pids: string }> {
+  const pids = path.join(dir, "pids");
+  const script = path.join(dir, "hold.sh");
+  await writeFile(script, `#!/bin/bash\n${HOST_PID_TO(pids)}\nsleep 600\n`, { mode: 0o755 });
+  return { script, pids };
+}
+
+/** The processes a run's journal records as its owners (statecraft, then the runner), by host PID. */
+export async function journalOwners(stateDir: string): Promise<number[]> {
+  const [journal] = await journals(stateDir);
+  const text = await readFile(path.join(stateDir, "journal", journal ?? ""), "utf8");
+  const pids = text
+    .split("\n")
+    .filter((line) => line.startsWith("P "))
+    .map((line) => Number(line.split(" ")[1]));
+  // Never let a parsing slip turn into kill(0) or kill(1).
+  if (pids.length === 0 || pids.some((pid) => !Number.isInteger(pid) || pid <= 1))
+    throw new Error(`bad owner records in journal:\n${text}`);
+  return pids;
+}
+
+/** The runner's host PID: the second liveness record of the run's journal. */
+export async function runnerPid(stateDir: string): Promise<number> {
+  const owners = await journalOwners(stateDir);
+  if (owners.length < 2) throw new Error("no runner PID in the journal yet");
+  return owners[1] as number;
+}

@@ -4,72 +4,26 @@ import { describe, expect, it } from "vitest";
 import { readMountinfo } from "../../src/system/mountinfo.js";
 import { useScope } from "../support/scope.js";
 import {
+  alive,
+  crashRun,
   escapeOf,
   fcosLayout,
+  HOST_PID_TO,
+  hostPid,
   journals,
   leftoverSnapshots,
+  pidsCommand,
+  runnerPid,
   runStatecraft,
   SCRIPTS,
   statecraft,
-  waitForFile,
+  until,
 } from "./harness.js";
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-/** Bash that writes its own host PID (/proc is the host's, even in the run's PID namespace). */
-const HOST_PID_TO = (file: string) =>
-  `read -r -a st < /proc/self/stat; echo "\${st[0]}" > ${file}.tmp && mv ${file}.tmp ${file}`;
-
-async function hostPid(file: string): Promise<number> {
-  const pid = Number(await waitForFile(file));
-  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`bad PID in ${file}`);
-  return pid;
-}
-
-async function until(condition: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** kill -9 statecraft and the run's PID 1 at once, as a crash would; wait until `inside` died too. */
-async function crashRun(statecraftPid: number, runner: number, inside: number): Promise<void> {
-  for (const pid of [runner, statecraftPid]) process.kill(pid, "SIGKILL");
-  await until(() => !alive(runner) && !alive(inside));
-}
 
 describe("statecraft crash safety, signals and bad input (real system)", () => {
   const scope = useScope();
 
   const layout = () => fcosLayout(scope);
-
-  /** A command that records its PID as the host sees it, then waits. */
-  async function pidsCommand(dir: string): Promise<{ script: string; pids: string }> {
-    const pids = path.join(dir, "pids");
-    const script = path.join(dir, "hold.sh");
-    await writeFile(script, `#!/bin/bash\n${HOST_PID_TO(pids)}\nsleep 600\n`, { mode: 0o755 });
-    return { script, pids };
-  }
-
-  /** The runner's host PID: the second liveness record of the run's journal. */
-  async function runnerPid(stateDir: string): Promise<number> {
-    const [journal] = await journals(stateDir);
-    const text = await readFile(path.join(stateDir, "journal", journal ?? ""), "utf8");
-    const owners = text.split("\n").filter((line) => line.startsWith("P "));
-    const pid = Number(owners[1]?.split(" ")[1]);
-    // Never let a parsing slip turn into kill(0) or kill(1).
-    if (!Number.isInteger(pid) || pid <= 1) throw new Error(`no runner PID in journal:\n${text}`);
-    return pid;
-  }
 
   it("cleans up when statecraft itself is killed -9 during the command", async () => {
     const l = await layout();

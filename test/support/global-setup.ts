@@ -5,7 +5,18 @@ import { requireHost } from "./host.js";
 export default function setup(): void {
   requireHost({
     root: true,
-    commands: ["mount", "losetup", "mkfs.btrfs", "btrfs", "restic", "docker", "tar", "lvs"],
+    commands: [
+      "mount",
+      "losetup",
+      "mkfs.btrfs",
+      "btrfs",
+      "restic",
+      "docker",
+      "tar",
+      "lvs",
+      "htpasswd",
+      "script",
+    ],
   });
   if (!existsSync("/var/run/docker.sock")) {
     throw new Error("no Docker engine: /var/run/docker.sock is absent; run 'npm run setup-host' as root");

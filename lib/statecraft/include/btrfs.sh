@@ -23,13 +23,18 @@ btrfs_mount_toplevel() {
 
 # btrfs_delete_snapshot UUID RELPATH: delete a snapshot subvolume given by its path on the top-level
 # subvolume. Works in the run (top-level still mounted) and in recovery (mounts it privately).
+# Returns $STATECRAFT_WAIT_STATUS when no device of the filesystem is attached (a disk unplugged):
+# recovery keeps the journal and tries again later.
 btrfs_delete_snapshot() {
     local uuid="$1" rel="$2" mounted_here=""
     local top="${RUN_DIR:-/tmp}/btrfs/$uuid"
     if ! is_mountpoint "$top"; then
         local -a devices
         mapfile -t devices < <(blkid -c /dev/null -t "UUID=$uuid" -o device | sort)
-        [ ${#devices[@]} -gt 0 ] || { echo "btrfs filesystem $uuid not found" >&2; return 1; }
+        if [ ${#devices[@]} -eq 0 ]; then
+            echo "statecraft: filesystem $uuid is not attached" >&2
+            return "$STATECRAFT_WAIT_STATUS"
+        fi
         top="$(mktemp -d)"
         btrfs_mount_toplevel "$uuid" "$top" "${devices[@]}" || { rmdir "$top"; return 1; }
         mounted_here="$top"

@@ -22,12 +22,16 @@ trap_exit_eval() {
     _journal_append "$1"
 }
 
+# An entry that fails with this status could not run *yet* (its filesystem is not attached).
+STATECRAFT_WAIT_STATUS=75
+
 # journal_replay FILE [lenient]: run every entry, newest first, each in its own subshell; failures
-# are reported and do not stop the others. Returns 1 if any entry failed. "lenient" (recovery of a
-# dead run) ignores failures of umount/rmdir/rm/quiet/verbose: the dead run's mount namespace and
-# its private target took those mounts and files with them.
+# are reported and do not stop the others. Returns 1 if any entry failed, $STATECRAFT_WAIT_STATUS
+# if the only failures were entries that must wait. "lenient" (recovery of a dead run) ignores
+# failures of umount/rmdir/rm/quiet/verbose: the dead run's mount namespace and its private target
+# took those mounts and files with them.
 journal_replay() {
-    local file="$1" mode="${2:-}" line text failed=0
+    local file="$1" mode="${2:-}" line text failed=0 waiting=0 status
     [ -f "$file" ] || return 0
     while IFS= read -r line; do
         [ "${line:0:2}" == "E " ] || continue
@@ -38,10 +42,18 @@ journal_replay() {
             local started="$EPOCHREALTIME"
             (STATECRAFT_TIMING_LOG="" && eval "$text") || { echo "statecraft: cleanup failed: $text" >&2; failed=1; }
             printf '%s %s cleanup\n' "$started" "$EPOCHREALTIME" >> "$STATECRAFT_TIMING_LOG"
-        elif ! (eval "$text"); then
-            echo "statecraft: cleanup failed: $text" >&2
-            failed=1
+        else
+            (eval "$text")
+            status=$?
+            if [ "$status" -eq "$STATECRAFT_WAIT_STATUS" ]; then
+                waiting=1
+            elif [ "$status" -ne 0 ]; then
+                echo "statecraft: cleanup failed: $text" >&2
+                failed=1
+            fi
         fi
     done < <(tac "$file")
-    return "$failed"
+    [ "$failed" -eq 0 ] || return 1
+    [ "$waiting" -eq 0 ] || return "$STATECRAFT_WAIT_STATUS"
+    return 0
 }
