@@ -30,6 +30,10 @@ declare -A NEEDED=(
   [htpasswd]=apache2-utils
   [script]=bsdutils
   [python3]=python3
+  [getfattr]=attr
+  [setfattr]=attr
+  [setfacl]=acl
+  [find]=findutils
 )
 
 missing_packages() {

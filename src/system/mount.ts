@@ -9,7 +9,7 @@ export interface MountRequest {
   options?: readonly string[];
 }
 
-type RunOptions = Pick<ExecOptions, "trace">;
+type RunOptions = Pick<ExecOptions, "trace" | "cwd">;
 
 export function mountArgs(request: MountRequest): string[] {
   const args: string[] = [];

@@ -28,7 +28,8 @@ export function dockerClient(): Docker {
   return new Docker({ socketPath: "/var/run/docker.sock" });
 }
 
-async function buildRootfs(dir: string): Promise<void> {
+/** A minimal root filesystem: busybox-static and a few applet links in bin/, an empty tmp/. */
+export async function buildRootfs(dir: string): Promise<void> {
   await mkdir(path.join(dir, "bin"), { recursive: true });
   await mkdir(path.join(dir, "tmp"), { recursive: true });
   await copyFile("/bin/busybox", path.join(dir, "bin", "busybox"));

@@ -16,6 +16,10 @@ export default function setup(): void {
       "lvs",
       "htpasswd",
       "script",
+      "python3",
+      "getfattr",
+      "setfattr",
+      "setfacl",
     ],
   });
   if (!existsSync("/var/run/docker.sock")) {

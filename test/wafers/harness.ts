@@ -1,0 +1,68 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { readMountinfo } from "../../src/system/mountinfo.js";
+import type { TestScope } from "../support/scope.js";
+
+export const CLI = path.resolve(import.meta.dirname, "../../dist/cli/wafers.js");
+
+export interface Roots {
+  base: string;
+  wafers: string;
+  stacks: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** Fresh $WAFERS and $STACKS; every mount left under them is taken down after the test. */
+export async function wafersRoots(scope: TestScope): Promise<Roots> {
+  const base = await scope.tempDir("stowage-wafers-");
+  const wafers = path.join(base, "wafers");
+  const stacks = path.join(base, "machines");
+  await mkdir(wafers);
+  scope.defer(`unmount everything under ${base}`, async () => {
+    const mounts = (await readMountinfo()).filter((m) => m.mountPoint.startsWith(`${base}/`));
+    for (const mount of mounts.reverse()) await runWafersRaw(["umount", "-l", mount.mountPoint], {}, true);
+  });
+  return { base, wafers, stacks, env: { WAFERS: wafers, STACKS: stacks } };
+}
+
+export interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+async function runWafersRaw(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  raw = false,
+  cwd?: string,
+): Promise<Result> {
+  const [command, ...args] = raw ? argv : [process.execPath, CLI, ...argv];
+  const child = spawn(command as string, args, {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    ...(cwd ? { cwd } : {}),
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [status] = (await once(child, "exit")) as [number | null];
+  return { status, stdout, stderr };
+}
+
+/** The built `wafers` command, as a user runs it. */
+export function wafers(args: string[], env: NodeJS.ProcessEnv, cwd?: string): Promise<Result> {
+  return runWafersRaw(args, env, false, cwd);
+}
+
+/** Mount points under a directory, from the kernel's table. */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  return (await readMountinfo()).filter((m) => m.mountPoint.startsWith(`${dir}/`)).map((m) => m.mountPoint);
+}
