@@ -3,9 +3,12 @@ import { formatTree, type WaferInfo } from "../../src/wafers/inspect.js";
 import { checkName, nameProblem } from "../../src/wafers/names.js";
 
 describe("wafer names (machinectl's rule)", () => {
-  it.each(["archbase", "arch-base_2", "a.b.c", "A", "x".repeat(64), "fedora-41.x86_64"])("accepts %j", (name) => {
-    expect(nameProblem(name)).toBeUndefined();
-  });
+  it.each(["archbase", "arch-base_2", "a.b.c", "A", "x".repeat(64), "fedora-41.x86_64"])(
+    "accepts %j",
+    (name) => {
+      expect(nameProblem(name)).toBeUndefined();
+    },
+  );
 
   it.each([
     ["", "is empty"],
