@@ -1,5 +1,203 @@
-import { NotImplementedError } from "../system/errors.js";
+import type { Command } from "commander";
+import { initArchive } from "../snapshotter/archive-file.js";
+import { backup, type VolumeSource } from "../snapshotter/backup.js";
+import { compactArchive } from "../snapshotter/compact.js";
+import { checkConfig, loadConfig, type SnapshotConfig } from "../snapshotter/config.js";
+import { hostPath, hostVolumes, withContainerStopped } from "../snapshotter/host.js";
+import { formatListing, listArchive } from "../snapshotter/list.js";
+import { progressMeter } from "../snapshotter/progress.js";
+import { restore } from "../snapshotter/restore.js";
+import { dockerClient, inspectContainer } from "../system/docker.js";
+import { ConfigError } from "../system/errors.js";
+import { newProgram, parseSeconds } from "./program.js";
 
-export async function main(_argv: string[]): Promise<number> {
-  throw new NotImplementedError();
+const DEFAULT_CONFIG = "/config.yml";
+const DEFAULT_ARCHIVE = "/backup.tar";
+
+interface RunFlags {
+  config?: string;
+  archive: string;
+  container?: string;
+  prefix?: string;
+  stop?: boolean;
+  stopTimeout: string;
+  appendOnly?: boolean;
+}
+
+function print(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function warn(line: string): void {
+  process.stderr.write(`snapshotter: warning: ${line}\n`);
+}
+
+/**
+ * The prefix and volumes: from config.yml (default /config.yml; in host mode only with --config),
+ * with --prefix beating the file's prefix. Container mode needs a volume list.
+ */
+async function settings(flags: RunFlags): Promise<SnapshotConfig> {
+  const hostMode = flags.container !== undefined;
+  const file = flags.config ?? (hostMode ? undefined : DEFAULT_CONFIG);
+  const loaded = file === undefined ? undefined : await loadConfig(file, false);
+  const source = file ?? "--prefix";
+  const config = checkConfig(
+    { ...loaded, ...(flags.prefix !== undefined ? { prefix: flags.prefix } : {}) },
+    source,
+  );
+  if (!hostMode && !config.volumes) {
+    throw new ConfigError(
+      `${source}: volumes: missing (list the absolute paths to save, or use --container NAME)`,
+    );
+  }
+  return config;
+}
+
+function runOptions(command: Command): Command {
+  return command
+    .option(
+      "--config <file>",
+      `config.yml with prefix and volumes (default ${DEFAULT_CONFIG}; host mode: none)`,
+    )
+    .option("--archive <file>", "the tar archive", DEFAULT_ARCHIVE)
+    .option("--container <name>", "host mode: read this container's mounts through the Docker API")
+    .option("--prefix <path>", "where in the archive (overrides the config's prefix)")
+    .option("--stop", "host mode: stop the container meanwhile, always start it again")
+    .option("--stop-timeout <seconds>", "seconds `docker stop` waits before killing", "10");
+}
+
+async function runBackup(flags: RunFlags): Promise<void> {
+  const config = await settings(flags);
+  const meter = progressMeter("backup", undefined);
+  const run = async (volumes: VolumeSource[]) => {
+    const outcome = await backup({
+      archive: flags.archive,
+      prefix: config.prefix,
+      volumes,
+      appendOnly: Boolean(flags.appendOnly),
+      warn,
+      onBytes: meter.onBytes,
+    });
+    meter.finish();
+    for (const volume of outcome.volumes)
+      print(`saved ${volume.target} (${volume.type}) as ${config.prefix}/${volume.id}`);
+    const count = `${outcome.volumes.length} volume(s) under ${config.prefix}`;
+    if (outcome.kind === "appended") print(`${count} appended to ${flags.archive}`);
+    if (outcome.kind === "replaced") print(`${count} replaced the previous copy in ${flags.archive}`);
+    if (outcome.kind === "superseded") {
+      print(
+        `${count} appended to ${flags.archive}; it is a mount point (a bind-mounted file) and cannot be rewritten, ` +
+          `so the previous copy stays, marked superseded: restore uses the new one. ` +
+          `Run 'snapshotter compact --archive FILE' where the archive is a plain file to drop it.`,
+      );
+    }
+  };
+  if (flags.container === undefined) {
+    await run((config.volumes ?? []).map((target) => ({ target, path: target })));
+    return;
+  }
+  const docker = dockerClient();
+  const container = await inspectContainer(docker, flags.container);
+  const volumes = hostVolumes(container, config.volumes);
+  if (volumes.length === 0) throw new ConfigError(`container ${container.name} has no mounts to save`);
+  const timeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
+  await withContainerStopped(
+    docker,
+    container,
+    { stop: Boolean(flags.stop), timeoutSeconds, log: print },
+    () => run(volumes),
+  );
+}
+
+async function runRestore(flags: RunFlags): Promise<void> {
+  const config = await settings(flags);
+  const meter = progressMeter("restore", undefined);
+  const restoreWith = async (resolve: (target: string) => string) => {
+    const restored = await restore({
+      archive: flags.archive,
+      prefix: config.prefix,
+      only: config.volumes,
+      resolve,
+      warn,
+      onBytes: meter.onBytes,
+    });
+    meter.finish();
+    for (const volume of restored) {
+      print(`restored ${volume.target} (${volume.type}, ${volume.entries} entries) into ${volume.path}`);
+    }
+  };
+  if (flags.container === undefined) {
+    await restoreWith((target) => target);
+    return;
+  }
+  const docker = dockerClient();
+  const container = await inspectContainer(docker, flags.container);
+  const timeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
+  await withContainerStopped(
+    docker,
+    container,
+    { stop: Boolean(flags.stop), timeoutSeconds, log: print },
+    () => restoreWith((target) => hostPath(container, target)),
+  );
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = newProgram(
+    "snapshotter",
+    "Save every volume of a container into an appendable tar under a prefix, and restore it.",
+  );
+
+  runOptions(
+    program
+      .command("backup")
+      .description(
+        "save the volumes under the prefix; a new prefix is appended, an existing one replaced (see --append-only)",
+      ),
+  )
+    .option("--append-only", "keep the previous copy of the prefix too (restore uses the newest)")
+    .action((flags: RunFlags) => runBackup(flags));
+
+  runOptions(
+    program
+      .command("restore")
+      .description(
+        "restore the newest copy of the prefix: the config's volumes, else every volume in the archive. " +
+          "A directory volume is emptied first: files not in the backup are removed (as the original does); " +
+          "a file volume is rewritten in place; a missing target is created",
+      ),
+  ).action((flags: RunFlags) => runRestore(flags));
+
+  program
+    .command("init")
+    .description("create an empty archive (1,024 zero bytes); never overwrites")
+    .argument("<file>")
+    .action(async (file: string) => {
+      await initArchive(file);
+      print(`created empty archive ${file}`);
+    });
+
+  program
+    .command("list")
+    .description("prefixes, volumes, entry counts and sizes in the archive")
+    .option("--archive <file>", "the tar archive", DEFAULT_ARCHIVE)
+    .option("--prefix <path>", "only this prefix")
+    .option("--json", "machine-readable output")
+    .action(async (flags: { archive: string; prefix?: string; json?: boolean }) => {
+      const listing = await listArchive(flags.archive, flags.prefix);
+      print(flags.json ? JSON.stringify(listing, null, 2) : formatListing(listing));
+    });
+
+  program
+    .command("compact")
+    .description("drop superseded copies and interrupted backups (rewrites the archive; needs a plain file)")
+    .option("--archive <file>", "the tar archive", DEFAULT_ARCHIVE)
+    .action(async (flags: { archive: string }) => {
+      const result = await compactArchive(flags.archive);
+      print(
+        `dropped ${result.droppedCopies} superseded copy(ies), ${result.droppedEntries} entries, from ${flags.archive}`,
+      );
+    });
+
+  await program.parseAsync(argv, { from: "user" });
+  return 0;
 }

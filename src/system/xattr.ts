@@ -73,3 +73,27 @@ export async function readXattr(files: readonly string[], name: string): Promise
   }
   return found;
 }
+
+/** A file name as getfattr writes it (and setfattr --restore reads it): octal escapes for the rest. */
+function escapeName(name: string): string {
+  let out = "";
+  for (const byte of Buffer.from(name, "utf8")) {
+    out +=
+      byte >= 0x20 && byte <= 0x7e && byte !== 0x5c
+        ? String.fromCharCode(byte)
+        : `\\${byte.toString(8).padStart(3, "0")}`;
+  }
+  return out;
+}
+
+/** Set extended attributes on many files with one `setfattr --restore` (values as raw bytes). */
+export async function writeXattrs(files: ReadonlyMap<string, ReadonlyMap<string, Buffer>>): Promise<void> {
+  if (files.size === 0) return;
+  const dump: string[] = [];
+  for (const [file, attrs] of files) {
+    dump.push(`# file: ${escapeName(file)}`);
+    for (const [name, value] of attrs) dump.push(`${name}=0s${value.toString("base64")}`);
+    dump.push("");
+  }
+  await run("setfattr", ["--restore=-"], { input: `${dump.join("\n")}\n` });
+}

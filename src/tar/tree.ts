@@ -24,6 +24,8 @@ export interface TreeOptions {
   skipXattr?: (name: string) => boolean;
   /** Told about files that cannot be archived (sockets). */
   warn?: (message: string) => void;
+  /** Paths (absolute) left out with everything below them, e.g. other volumes mounted inside. */
+  skip?: ReadonlySet<string>;
 }
 
 function mtimeOf(ns: bigint): TarEntry["mtime"] {
@@ -54,6 +56,7 @@ export async function* walkTree(root: string, options: TreeOptions): AsyncGenera
 
   async function* visit(relative: string): AsyncGenerator<TreeItem> {
     const source = relative === "" ? root : path.join(root, relative);
+    if (relative !== "" && options.skip?.has(source)) return;
     const info = await lstat(source, { bigint: true });
     const name = join(relative);
     const all: Xattrs = xattrs.get(source) ?? new Map<string, Buffer>();

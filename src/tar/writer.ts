@@ -1,10 +1,11 @@
 import { createReadStream } from "node:fs";
 import { encodeHeader, padding, type TarEntry } from "./header.js";
 
-/** What to write: an entry, and for a regular file the path its content is read from. */
+/** What to write: an entry, and for a regular file the path its content is read from (or the bytes). */
 export interface WriteItem {
   entry: TarEntry;
   source?: string;
+  content?: Buffer;
 }
 
 /**
@@ -14,9 +15,14 @@ export interface WriteItem {
 export async function* archiveBytes(
   items: AsyncIterable<WriteItem> | Iterable<WriteItem>,
 ): AsyncGenerator<Buffer> {
-  for await (const { entry, source } of items) {
+  for await (const { entry, source, content } of items) {
     yield encodeHeader(entry);
     if (entry.type !== "file" || entry.size === 0) continue;
+    if (content !== undefined) {
+      yield content;
+      yield padding(entry.size);
+      continue;
+    }
     if (source === undefined) throw new Error(`${entry.name}: no content source`);
     let written = 0;
     for await (const chunk of createReadStream(source, { highWaterMark: 1024 * 1024, end: entry.size - 1 })) {

@@ -1,0 +1,43 @@
+import { realpath, stat, writeFile } from "node:fs/promises";
+import { ConfigError, isErrno } from "../system/errors.js";
+import { findMount, readMountinfo } from "../system/mountinfo.js";
+import { END_OF_ARCHIVE } from "../tar/header.js";
+import { type ArchiveScan, scanArchive } from "../tar/reader.js";
+import { type ArchiveMap, mapArchive } from "./archive-map.js";
+
+const MISSING_HINT =
+  "create it first with 'snapshotter init FILE' or 'dd if=/dev/zero of=FILE bs=512 count=2' (docker run -v makes a directory when the file is missing on the host)";
+
+/** `snapshotter init`: a new empty archive, 1,024 zero bytes, refusing to overwrite anything. */
+export async function initArchive(file: string): Promise<void> {
+  try {
+    await writeFile(file, END_OF_ARCHIVE, { flag: "wx", mode: 0o600 });
+  } catch (error) {
+    if (isErrno(error, "EEXIST")) throw new ConfigError(`${file} already exists; not overwriting it`);
+    throw error;
+  }
+}
+
+/** Scan an archive (every header checked) and map its prefixes. `create` makes a missing one. */
+export async function openArchive(
+  file: string,
+  options: { create: boolean },
+): Promise<{ scan: ArchiveScan; map: ArchiveMap }> {
+  try {
+    const info = await stat(file);
+    if (info.isDirectory())
+      throw new ConfigError(`archive ${file} is a directory, not a tar file: ${MISSING_HINT}`);
+  } catch (error) {
+    if (!isErrno(error, "ENOENT")) throw error;
+    if (!options.create) throw new ConfigError(`archive ${file} does not exist`);
+    await initArchive(file);
+  }
+  const scan = scanArchive(file);
+  return { scan, map: mapArchive(scan.members) };
+}
+
+/** Is this file itself a mount point (a single file bind-mounted into a container)? */
+export async function isMountPoint(file: string): Promise<boolean> {
+  const real = await realpath(file);
+  return findMount(await readMountinfo(), real) !== undefined;
+}

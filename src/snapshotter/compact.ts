@@ -1,0 +1,31 @@
+import { writeFileAtomic } from "../system/atomic-write.js";
+import { ConfigError } from "../system/errors.js";
+import { END_OF_ARCHIVE } from "../tar/header.js";
+import { isMountPoint, openArchive } from "./archive-file.js";
+import { keptRanges, rangeBytes } from "./ranges.js";
+
+/**
+ * `snapshotter compact`: rewrite the archive without superseded copies and leftovers of
+ * interrupted backups (temp file beside it, fsync, rename). Needs a plain file, not a bind mount.
+ */
+export async function compactArchive(
+  archive: string,
+): Promise<{ droppedEntries: number; droppedCopies: number }> {
+  if (await isMountPoint(archive)) {
+    throw new ConfigError(
+      `${archive} is a mount point (a file bind-mounted into a container) and cannot be replaced; run compact on the host's file`,
+    );
+  }
+  const { scan, map } = await openArchive(archive, { create: false });
+  const drop = new Set(map.incomplete);
+  const superseded = map.copies.filter((copy) => copy.superseded);
+  for (const copy of superseded) for (const member of [...copy.members, copy.index]) drop.add(member);
+  if (drop.size === 0 && scan.fileSize === scan.end + END_OF_ARCHIVE.length)
+    return { droppedEntries: 0, droppedCopies: 0 };
+  async function* bytes(): AsyncGenerator<Buffer> {
+    yield* rangeBytes(archive, keptRanges(scan.members, drop));
+    yield END_OF_ARCHIVE;
+  }
+  await writeFileAtomic(archive, bytes(), { keepOwnership: true });
+  return { droppedEntries: drop.size, droppedCopies: superseded.length };
+}

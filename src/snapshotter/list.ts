@@ -1,0 +1,100 @@
+import { closeSync, openSync, readSync } from "node:fs";
+import type { Member } from "../tar/reader.js";
+import { openArchive } from "./archive-file.js";
+import { cleanName } from "./archive-map.js";
+import { parseIndex } from "./volume-index.js";
+
+export interface ListedVolume {
+  id: string;
+  type: "dir" | "file";
+  target: string;
+  entries: number;
+  /** Bytes of file data. */
+  bytes: number;
+}
+
+export interface ListedCopy {
+  prefix: string;
+  /** Superseded copies are ignored by restore and dropped by `snapshotter compact`. */
+  state: "current" | "superseded";
+  volumes: ListedVolume[];
+  /** Problem reading this copy's index, if any. */
+  error?: string;
+}
+
+function indexText(archive: string, member: Member): string {
+  const fd = openSync(archive, "r");
+  try {
+    const data = Buffer.alloc(member.size);
+    readSync(fd, data, 0, member.size, member.dataOffset);
+    return data.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `snapshotter list`: every copy of every prefix (or one prefix), with its volumes and sizes. */
+export async function listArchive(
+  archive: string,
+  prefix: string | undefined,
+): Promise<{ copies: ListedCopy[]; incompleteEntries: number; otherEntries: number }> {
+  const { map } = await openArchive(archive, { create: false });
+  const copies: ListedCopy[] = [];
+  for (const copy of map.copies) {
+    if (prefix !== undefined && copy.prefix !== prefix) continue;
+    const listed: ListedCopy = {
+      prefix: copy.prefix,
+      state: copy.superseded ? "superseded" : "current",
+      volumes: [],
+    };
+    try {
+      for (const record of parseIndex(indexText(archive, copy.index), `${copy.prefix}/volumes-data.yml`)) {
+        const root = `${copy.prefix}/${record.id}`;
+        const members = copy.members.filter((m) => {
+          const name = cleanName(m.name);
+          return name === root || name.startsWith(`${root}/`);
+        });
+        const bytes = members.reduce((sum, m) => sum + (m.type === "file" ? m.size : 0), 0);
+        listed.volumes.push({ ...record, entries: members.length, bytes });
+      }
+    } catch (error) {
+      listed.error = (error as Error).message;
+    }
+    copies.push(listed);
+  }
+  return { copies, incompleteEntries: map.incomplete.length, otherEntries: map.foreign.length };
+}
+
+function size(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+export function formatListing(listing: Awaited<ReturnType<typeof listArchive>>): string {
+  const lines: string[] = [];
+  for (const copy of listing.copies) {
+    const total = copy.volumes.reduce((sum, v) => sum + v.bytes, 0);
+    const note =
+      copy.state === "superseded"
+        ? "  (superseded: restore uses a newer copy; 'snapshotter compact' drops it)"
+        : "";
+    lines.push(`${copy.prefix}  ${copy.volumes.length} volume(s), ${size(total)}${note}`);
+    if (copy.error) lines.push(`  ! ${copy.error}`);
+    for (const volume of copy.volumes) {
+      lines.push(
+        `  ${volume.type.padEnd(4)} ${volume.target}  ${volume.entries} entr${volume.entries === 1 ? "y" : "ies"}, ${size(volume.bytes)}  [${volume.id.slice(0, 12)}]`,
+      );
+    }
+  }
+  if (listing.incompleteEntries > 0)
+    lines.push(`${listing.incompleteEntries} entries of an interrupted backup (ignored)`);
+  if (listing.otherEntries > 0) lines.push(`${listing.otherEntries} other entries (not snapshotter's; kept)`);
+  if (lines.length === 0) lines.push("(no backups in this archive)");
+  return lines.join("\n");
+}

@@ -1,0 +1,129 @@
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
+import path from "node:path";
+import { ConfigError } from "../system/errors.js";
+import { readMountinfo } from "../system/mountinfo.js";
+import type { Member } from "../tar/reader.js";
+import { openArchive } from "./archive-file.js";
+import { cleanName, currentCopy } from "./archive-map.js";
+import { checkVolumeMembers, extractDirectory, extractFile } from "./extract.js";
+import { ArchiveContentError, parseIndex, type VolumeRecord } from "./volume-index.js";
+
+export interface RestoreOptions {
+  archive: string;
+  prefix: string;
+  /** Restore only these targets (config `volumes`); each must be in the archive's index. */
+  only: readonly string[] | undefined;
+  /** Where a target lives here (container mode: itself; host mode: the mount's source). */
+  resolve: (target: string) => string;
+  warn: (message: string) => void;
+  onBytes?: (bytes: number) => void;
+}
+
+export interface RestoredVolume {
+  target: string;
+  type: "dir" | "file";
+  path: string;
+  entries: number;
+}
+
+function readMember(archive: string, member: Member): string {
+  const fd = openSync(archive, "r");
+  try {
+    const data = Buffer.alloc(member.size);
+    readSync(fd, data, 0, member.size, member.dataOffset);
+    return data.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Empty a directory volume, as the original does, without crossing into anything mounted below
+ * it (another volume of the same container): those mount points and the way to them stay.
+ */
+function clearDirectory(dir: string, mountPoints: readonly string[], warn: (message: string) => void): void {
+  for (const name of readdirSync(dir)) {
+    const full = path.join(dir, name);
+    if (mountPoints.includes(full)) {
+      warn(`${full} is a mount point (another volume?); left as it is`);
+      continue;
+    }
+    if (mountPoints.some((point) => point.startsWith(`${full}/`))) {
+      clearDirectory(full, mountPoints, warn);
+      continue;
+    }
+    rmSync(full, { recursive: true, force: true });
+  }
+}
+
+function volumeMembers(members: readonly Member[], root: string): Member[] {
+  return members.filter((member) => {
+    const name = cleanName(member.name);
+    return name === root || name.startsWith(`${root}/`);
+  });
+}
+
+/**
+ * Restore the newest copy of a prefix. Everything is checked before anything changes: the whole
+ * archive (every header, every member's data present), the index, the selection, and every
+ * member name. Then each volume is emptied and refilled (a directory) or rewritten in place (a file).
+ */
+export async function restore(options: RestoreOptions): Promise<RestoredVolume[]> {
+  const { map } = await openArchive(options.archive, { create: false });
+  const copy = currentCopy(map, options.prefix);
+  if (!copy) {
+    const known = [...new Set(map.copies.map((c) => c.prefix))];
+    throw new ConfigError(
+      `prefix ${options.prefix} is not in ${options.archive}${known.length ? ` (it has: ${known.join(", ")})` : " (it holds no backup)"}`,
+    );
+  }
+  const records = parseIndex(readMember(options.archive, copy.index), `${options.prefix}/volumes-data.yml`);
+  let selected: VolumeRecord[] = records;
+  if (options.only) {
+    selected = options.only.map((target) => {
+      const record = records.find((r) => r.target === path.resolve(target) || r.target === target);
+      if (!record) {
+        throw new ConfigError(
+          `volume ${target} is not in the backup under ${options.prefix} (it has: ${records.map((r) => r.target).join(", ")})`,
+        );
+      }
+      return record;
+    });
+  }
+  const plan = selected.map((record) => {
+    const root = `${options.prefix}/${record.id}`;
+    const members = volumeMembers(copy.members, root);
+    if (members.length === 0)
+      throw new ArchiveContentError(`volume ${record.target}: no entries under ${root}`);
+    if (record.type === "file" && (members.length !== 1 || members[0]?.type !== "file")) {
+      throw new ArchiveContentError(`volume ${record.target}: expected one regular file at ${root}`);
+    }
+    if (record.type === "dir") checkVolumeMembers(members, root);
+    return { record, root, members, dest: options.resolve(record.target) };
+  });
+
+  const mountPoints = (await readMountinfo()).map((entry) => entry.mountPoint);
+  const fd = openSync(options.archive, "r");
+  const restored: RestoredVolume[] = [];
+  try {
+    const extractOptions = { archiveFd: fd, onBytes: options.onBytes ?? (() => {}) };
+    // A volume inside another one is filled after the outer one was emptied and refilled.
+    const ordered = [...plan].sort((a, b) => a.record.target.length - b.record.target.length);
+    for (const { record, root, members, dest } of ordered) {
+      if (record.type === "file") {
+        await extractFile(members[0] as Member, dest, extractOptions);
+        restored.push({ target: record.target, type: "file", path: dest, entries: 1 });
+        continue;
+      }
+      const info = lstatSync(dest, { throwIfNoEntry: false });
+      if (info && !info.isDirectory()) throw new ArchiveContentError(`${dest} exists and is not a directory`);
+      if (!info) mkdirSync(dest, { recursive: true });
+      clearDirectory(dest, mountPoints, options.warn);
+      const entries = await extractDirectory(members, root, dest, extractOptions);
+      restored.push({ target: record.target, type: "dir", path: dest, entries });
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return restored;
+}
