@@ -123,7 +123,9 @@ async function runRestore(flags: RunFlags): Promise<void> {
     });
     meter.finish();
     for (const volume of restored) {
-      print(`restored ${volume.target} (${volume.type}, ${volume.entries} entries) into ${volume.path}`);
+      print(
+        `restored ${volume.target} (${volume.type}, ${volume.entries} entr${volume.entries === 1 ? "y" : "ies"}) into ${volume.path}`,
+      );
     }
   };
   if (flags.container === undefined) {

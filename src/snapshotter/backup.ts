@@ -2,6 +2,7 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
+import { withLock } from "../system/lock.js";
 import { appendToArchive } from "../tar/append.js";
 import { END_OF_ARCHIVE, type TarEntry } from "../tar/header.js";
 import type { Member } from "../tar/reader.js";
@@ -141,6 +142,11 @@ export function prefixMembers(map: ArchiveMap, prefix: string): Set<Member> {
  */
 export async function backup(options: BackupOptions): Promise<BackupOutcome> {
   const records = await describeVolumes(options.volumes);
+  // Two writers of one archive would interleave their members: `<archive>.lock` serialises them.
+  return withLock(options.archive, () => write(options, records), { timeoutMs: 10 * 60_000, staleMs: 3_000 });
+}
+
+async function write(options: BackupOptions, records: VolumeRecord[]): Promise<BackupOutcome> {
   const { scan, map } = await openArchive(options.archive, { create: true });
   const existing = prefixMembers(map, options.prefix);
   const fresh = () => counted(archiveBytes(copyItems(options, records)), options.onBytes);

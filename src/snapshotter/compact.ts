@@ -1,5 +1,6 @@
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError } from "../system/errors.js";
+import { withLock } from "../system/lock.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { isMountPoint, openArchive } from "./archive-file.js";
 import { keptRanges, rangeBytes } from "./ranges.js";
@@ -16,6 +17,10 @@ export async function compactArchive(
       `${archive} is a mount point (a file bind-mounted into a container) and cannot be replaced; run compact on the host's file`,
     );
   }
+  return withLock(archive, () => rewrite(archive), { timeoutMs: 10 * 60_000, staleMs: 3_000 });
+}
+
+async function rewrite(archive: string): Promise<{ droppedEntries: number; droppedCopies: number }> {
   const { scan, map } = await openArchive(archive, { create: false });
   const drop = new Set(map.incomplete);
   const superseded = map.copies.filter((copy) => copy.superseded);

@@ -46,8 +46,21 @@ export function memberPath(member: Member, root: string): string {
  */
 export function checkVolumeMembers(members: readonly Member[], root: string): void {
   const seen = new Set<string>([""]);
+  // What each path is by the time later members arrive: nothing may be stored below a non-directory.
+  const kinds = new Map<string, Member["type"]>();
   for (const member of members) {
     const relative = memberPath(member, root);
+    const parts = relative.split("/");
+    for (let i = 1; i < parts.length; i++) {
+      const ancestor = parts.slice(0, i).join("/");
+      const kind = kinds.get(ancestor);
+      if (kind !== undefined && kind !== "dir") {
+        throw new ArchiveContentError(
+          `${member.name} is stored below ${ancestor}, which the archive makes a ${kind}`,
+        );
+      }
+    }
+    if (relative !== "") kinds.set(relative, member.type);
     if (member.type === "other")
       throw new ArchiveContentError(`${member.name}: unsupported entry type '${member.typeflag}'`);
     if (member.type === "hardlink") {

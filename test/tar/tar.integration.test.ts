@@ -20,6 +20,7 @@ import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { readXattrsTree } from "../../src/system/xattr.js";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "../../src/tar/header.js";
+import { scanArchive } from "../../src/tar/reader.js";
 import { walkTree } from "../../src/tar/tree.js";
 import { archiveBytes } from "../../src/tar/writer.js";
 import { useScope } from "../support/scope.js";
@@ -190,4 +191,53 @@ describe("tar layer against GNU tar", () => {
     const listing = (await run("tar", ["-tvf", archive])).stdout;
     expect(listing).toMatch(new RegExp(`^-rw-r--r-- 0/0 +${size} 2023-11-1\\d \\d\\d:\\d\\d huge\\.bin\\n$`));
   });
+});
+
+describe("tar reader on archives GNU tar wrote", () => {
+  const scope = useScope();
+
+  it.each(["gnu", "posix", "ustar"])(
+    "walks a --format=%s archive: names, types, sizes, links and the real end",
+    async (format) => {
+      const dir = await scope.tempDir("stowage-tar-read-");
+      const source = path.join(dir, "src");
+      await mkdir(source);
+      const long = `${"d".repeat(120)}/${"f".repeat(90)}`;
+      await mkdir(path.join(source, "d".repeat(120)));
+      await writeFile(path.join(source, long), "long\n");
+      await writeFile(path.join(source, "small"), "x".repeat(1000));
+      await symlink("small", path.join(source, "link"));
+      await link(path.join(source, "small"), path.join(source, "hard"));
+      if (format !== "ustar") await run("setfattr", ["-n", "user.k", "-v", "v", path.join(source, "small")]);
+      const archive = path.join(dir, "a.tar");
+      const names =
+        format === "ustar" ? ["small", "link", "hard"] : ["small", "link", "hard", "d".repeat(120), long];
+      await run("tar", [`--format=${format}`, "--xattrs", "-cf", archive, "-C", source, ...names]);
+      const scan = scanArchive(archive);
+      expect(scan.members.map((m) => m.name.replace(/\/$/, ""))).toEqual(
+        (await run("tar", ["-tf", archive])).stdout
+          .trim()
+          .split("\n")
+          .map((n) => n.replace(/\/$/, "")),
+      );
+      const small = scan.members.find((m) => m.name === "small");
+      expect([small?.type, small?.size]).toEqual(["file", 1000]);
+      expect(scan.members.find((m) => m.name === "link")).toMatchObject({
+        type: "symlink",
+        linkname: "small",
+      });
+      expect(scan.members.find((m) => m.name === "hard")).toMatchObject({
+        type: "hardlink",
+        linkname: "small",
+        size: 0,
+      });
+      if (format !== "ustar") {
+        expect(small?.xattrs.get("user.k")?.toString()).toBe("v");
+        expect(scan.members.find((m) => m.name === long)?.size).toBe(5);
+      }
+      // GNU tar pads to 10 KiB records: the end is where the zero blocks start, not the file's end.
+      expect(scan.fileSize % 10240).toBe(0);
+      expect(scan.end).toBe(scan.members.at(-1)?.endOffset);
+    },
+  );
 });
