@@ -1,28 +1,37 @@
-# Install stowage the way StateCraft's own `make install` lays itself out, so the seed's paths work:
-#   make install PREFIX=/usr/local
-# puts the package in $(PREFIX)/lib/stowage, the statecraft library (and its state scripts) at
-# $(PREFIX)/lib/statecraft/state-scripts/, and every command in $(PREFIX)/bin/.
-# Needs Node.js >= 22.12 as `node` on PATH at run time. DESTDIR is honoured for packaging.
+# Install stowage as one self-contained executable (no Node.js needed on the target), laid out the
+# way StateCraft's own `make install` is, so seed 000's paths work:
+#   npm ci && npm run dist          # (a release ships dist/ already built)
+#   make install PREFIX=/usr/local  # DESTDIR is honoured for packaging
+# puts the executable at $(PREFIX)/bin/stowage with a symlink per command (statecraft, rest-server,
+# ...: the executable lists them itself, so a new command needs no change here), the statecraft
+# library and state scripts at $(PREFIX)/lib/statecraft/, and the native bcrypt addon at
+# $(PREFIX)/lib/stowage/bcrypt.node (loaded from there, so a noexec /tmp does not matter).
 PREFIX ?= /usr/local
 DESTDIR ?=
-APP := $(DESTDIR)$(PREFIX)/lib/stowage
-COMMANDS := stowage statecraft snapshotter rest-server wafers backrest-sidecar
+ARCH := $(shell uname -m | sed -e 's/^x86_64$$/x64/' -e 's/^aarch64$$/arm64/')
+EXE := dist/stowage-linux-$(ARCH)
+BIN := $(DESTDIR)$(PREFIX)/bin
+LIB := $(DESTDIR)$(PREFIX)/lib
 
-.PHONY: build install uninstall
+.PHONY: build dist install uninstall
 
 build:
 	npm ci
 	npm run build
 
+dist:
+	npm run dist
+
 install:
-	@test -f dist/cli/statecraft.js || { echo "run 'make build' (or npm ci) first" >&2; exit 1; }
-	install -d "$(APP)" "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/lib"
-	cp -R dist lib package.json package-lock.json "$(APP)/"
-	cd "$(APP)" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund >/dev/null
-	ln -sfn stowage/lib/statecraft "$(DESTDIR)$(PREFIX)/lib/statecraft"
-	for command in $(COMMANDS); do ln -sf "../lib/stowage/dist/cli/$$command.js" "$(DESTDIR)$(PREFIX)/bin/$$command"; done
+	@test -x "$(EXE)" || { echo "$(EXE) is missing: run 'npm ci && npm run dist' first (a release has it)" >&2; exit 1; }
+	install -d "$(BIN)" "$(LIB)/statecraft" "$(LIB)/stowage"
+	install -m 0755 "$(EXE)" "$(BIN)/stowage"
+	for command in $$("$(EXE)" --list-commands); do ln -sfn stowage "$(BIN)/$$command"; done
+	cp -R lib/statecraft/. "$(LIB)/statecraft/"
+	install -m 0644 dist/sea/bcrypt.node "$(LIB)/stowage/bcrypt.node"
 
 uninstall:
-	for command in $(COMMANDS); do rm -f "$(DESTDIR)$(PREFIX)/bin/$$command"; done
-	rm -f "$(DESTDIR)$(PREFIX)/lib/statecraft"
-	rm -rf "$(APP)"
+	@test -x "$(BIN)/stowage" || { echo "nothing installed at $(BIN)/stowage" >&2; exit 1; }
+	for command in $$("$(BIN)/stowage" --list-commands); do rm -f "$(BIN)/$$command"; done
+	rm -f "$(BIN)/stowage"
+	rm -rf "$(LIB)/statecraft" "$(LIB)/stowage"

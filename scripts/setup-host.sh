@@ -34,6 +34,8 @@ declare -A NEEDED=(
   [setfattr]=attr
   [setfacl]=acl
   [find]=findutils
+  [debootstrap]=debootstrap
+  [strip]=binutils
 )
 
 missing_packages() {

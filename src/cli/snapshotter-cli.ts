@@ -3,11 +3,9 @@ import { initArchive } from "../snapshotter/archive-file.js";
 import { backup, type VolumeSource } from "../snapshotter/backup.js";
 import { compactArchive } from "../snapshotter/compact.js";
 import { checkConfig, loadConfig, type SnapshotConfig } from "../snapshotter/config.js";
-import { hostPath, hostVolumes, withContainerStopped } from "../snapshotter/host.js";
 import { formatListing, listArchive } from "../snapshotter/list.js";
 import { progressMeter } from "../snapshotter/progress.js";
 import { restore } from "../snapshotter/restore.js";
-import { dockerClient, inspectContainer } from "../system/docker.js";
 import { ConfigError } from "../system/errors.js";
 import { newProgram, parseSeconds } from "./program.js";
 
@@ -66,6 +64,14 @@ function runOptions(command: Command): Command {
     .option("--stop-timeout <seconds>", "seconds `docker stop` waits before killing", "10");
 }
 
+/** Host mode only: the Docker client (dockerode takes ~90 ms to load, so container mode skips it). */
+async function hostContainer(nameOrId: string) {
+  const { dockerClient, inspectContainer } = await import("../system/docker.js");
+  const host = await import("../snapshotter/host.js");
+  const docker = dockerClient();
+  return { docker, container: await inspectContainer(docker, nameOrId), host };
+}
+
 async function runBackup(flags: RunFlags): Promise<void> {
   const config = await settings(flags);
   const meter = progressMeter("backup", undefined);
@@ -96,17 +102,12 @@ async function runBackup(flags: RunFlags): Promise<void> {
     await run((config.volumes ?? []).map((target) => ({ target, path: target })));
     return;
   }
-  const docker = dockerClient();
-  const container = await inspectContainer(docker, flags.container);
-  const volumes = hostVolumes(container, config.volumes);
+  const { docker, container, host } = await hostContainer(flags.container);
+  const volumes = host.hostVolumes(container, config.volumes);
   if (volumes.length === 0) throw new ConfigError(`container ${container.name} has no mounts to save`);
   const timeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
-  await withContainerStopped(
-    docker,
-    container,
-    { stop: Boolean(flags.stop), timeoutSeconds, log: print },
-    () => run(volumes),
-  );
+  const stop = { stop: Boolean(flags.stop), timeoutSeconds, log: print };
+  await host.withContainerStopped(docker, container, stop, () => run(volumes));
 }
 
 async function runRestore(flags: RunFlags): Promise<void> {
@@ -132,14 +133,11 @@ async function runRestore(flags: RunFlags): Promise<void> {
     await restoreWith((target) => target);
     return;
   }
-  const docker = dockerClient();
-  const container = await inspectContainer(docker, flags.container);
+  const { docker, container, host } = await hostContainer(flags.container);
   const timeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
-  await withContainerStopped(
-    docker,
-    container,
-    { stop: Boolean(flags.stop), timeoutSeconds, log: print },
-    () => restoreWith((target) => hostPath(container, target)),
+  const stop = { stop: Boolean(flags.stop), timeoutSeconds, log: print };
+  await host.withContainerStopped(docker, container, stop, () =>
+    restoreWith((target) => host.hostPath(container, target)),
   );
 }
 

@@ -11,6 +11,11 @@ function usage(): string {
 /** `stowage <tool> [args...]` hands the arguments untouched to the tool, so both spellings behave alike. */
 export async function main(argv: string[]): Promise<number> {
   const [first, ...rest] = argv;
+  // For packaging (Makefile, Dockerfile): one command name per line, nothing else.
+  if (first === "--list-commands") {
+    process.stdout.write(`${TOOLS.map((tool) => tool.name).join("\n")}\n`);
+    return 0;
+  }
   const tool = first === undefined ? undefined : findTool(first);
   if (tool) return (await tool.load())(rest);
 

@@ -1,6 +1,14 @@
 import { readFileSync } from "node:fs";
 
-/** The package version, read once from package.json (two levels up from both src/cli and dist/cli). */
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
-).version;
+/** Set by the bundler for the self-contained executable (no package.json beside it there). */
+declare const __STOWAGE_VERSION__: string | undefined;
+
+/** The package version: inlined in the executable, else read once from package.json (two levels up). */
+export const VERSION: string =
+  typeof __STOWAGE_VERSION__ === "string"
+    ? __STOWAGE_VERSION__
+    : (
+        JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+          version: string;
+        }
+      ).version;

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
-import bcrypt from "bcrypt";
 import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
+import { type BcryptCompare, loadBcrypt } from "./bcrypt-compare.js";
 import {
   dummyBcryptHash,
   type PasswordHash,
@@ -33,10 +33,18 @@ export class Authenticator {
   private constructor(
     readonly file: string,
     private readonly log: Logger,
+    private readonly compare: BcryptCompare,
   ) {}
 
   static async load(file: string, log: Logger): Promise<Authenticator> {
-    const auth = new Authenticator(file, log);
+    const bcrypt = await loadBcrypt();
+    if (bcrypt.kind !== "native") {
+      log.warn(
+        { action: "bcrypt", reason: bcrypt.fallbackReason },
+        "native bcrypt unavailable; using bcryptjs (slower)",
+      );
+    }
+    const auth = new Authenticator(file, log, bcrypt.compare);
     await auth.reload();
     return auth;
   }
@@ -99,11 +107,11 @@ export class Authenticator {
 
   private async verify(entry: PasswordHash | undefined, password: string): Promise<boolean> {
     if (!entry) {
-      await bcrypt.compare(password, this.dummyHash);
+      await this.compare(password, this.dummyHash);
       return false;
     }
     if (entry.kind === "sha1") return sha1Matches(entry.digest, password);
-    return bcrypt.compare(password, entry.hash);
+    return this.compare(password, entry.hash);
   }
 
   private remember(key: string, now: number): void {

@@ -4,13 +4,13 @@ import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { withLock } from "../system/lock.js";
 import { appendToArchive } from "../tar/append.js";
+import { ArchiveWriter, type WriteItem } from "../tar/archive-writer.js";
 import { END_OF_ARCHIVE, type TarEntry } from "../tar/header.js";
 import type { Member } from "../tar/reader.js";
 import { walkTree } from "../tar/tree.js";
-import { archiveBytes, type WriteItem } from "../tar/writer.js";
 import { isMountPoint, openArchive } from "./archive-file.js";
 import { type ArchiveMap, cleanName } from "./archive-map.js";
-import { keptRanges, rangeBytes } from "./ranges.js";
+import { copyRanges, keptRanges } from "./ranges.js";
 import { INDEX_NAME, renderIndex, type VolumeRecord, volumeId } from "./volume-index.js";
 
 /** A volume to save: its path inside the container (recorded) and where to read it here. */
@@ -61,38 +61,22 @@ async function describeVolumes(volumes: readonly VolumeSource[]): Promise<Volume
   return records;
 }
 
-/** The new copy's members: every volume under `<prefix>/<id>`, then the index (written last). */
-async function* copyItems(
+/** The new copy's items: every volume under `<prefix>/<id>` (its tree walked), then the index. */
+async function copyItems(
   options: BackupOptions,
   records: readonly VolumeRecord[],
-): AsyncGenerator<WriteItem> {
+): Promise<Array<Iterable<WriteItem>>> {
   const paths = new Set(options.volumes.map((volume) => path.resolve(volume.path)));
+  const parts: Array<Iterable<WriteItem>> = [];
   for (const [index, record] of records.entries()) {
     const source = options.volumes[index] as VolumeSource;
-    const name = `${options.prefix}/${record.id}`;
-    if (record.type === "file") {
-      for await (const item of walkTree(source.path, {
-        prefix: name,
-        includeRoot: true,
-        warn: options.warn,
-      })) {
-        yield { entry: item.entry, source: item.source };
-      }
-      continue;
-    }
+    const root = path.resolve(source.path);
     // Another selected volume mounted inside this one is saved as its own volume, not twice.
-    const skip = new Set([...paths].filter((other) => other.startsWith(`${path.resolve(source.path)}/`)));
-    for await (const item of walkTree(source.path, {
-      prefix: name,
-      includeRoot: true,
-      warn: options.warn,
-      skip,
-    })) {
-      yield { entry: item.entry, source: item.source };
-    }
+    const skip = new Set([...paths].filter((other) => other.startsWith(`${root}/`)));
+    const name = `${options.prefix}/${record.id}`;
+    parts.push(await walkTree(source.path, { prefix: name, includeRoot: true, warn: options.warn, skip }));
   }
   const index = Buffer.from(renderIndex(records));
-  const now = Date.now();
   const entry: TarEntry = {
     name: `${options.prefix}/${INDEX_NAME}`,
     type: "file",
@@ -100,29 +84,10 @@ async function* copyItems(
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     size: index.length,
-    mtime: { seconds: Math.floor(now / 1000), nanoseconds: 0 },
+    mtime: { seconds: Math.floor(Date.now() / 1000), nanoseconds: 0 },
   };
-  yield { entry, content: index };
-}
-
-async function* counted(
-  chunks: AsyncIterable<Buffer>,
-  onBytes?: (bytes: number) => void,
-): AsyncGenerator<Buffer> {
-  for await (const chunk of chunks) {
-    onBytes?.(chunk.length);
-    yield chunk;
-  }
-}
-
-async function* rewritten(
-  archive: string,
-  ranges: Array<[number, number]>,
-  fresh: AsyncIterable<Buffer>,
-): AsyncGenerator<Buffer> {
-  yield* rangeBytes(archive, ranges);
-  yield* fresh;
-  yield END_OF_ARCHIVE;
+  parts.push([{ entry, content: index }]);
+  return parts;
 }
 
 /** Every member of this prefix: its complete copies and an interrupted one's leftovers. */
@@ -149,24 +114,33 @@ export async function backup(options: BackupOptions): Promise<BackupOutcome> {
 async function write(options: BackupOptions, records: VolumeRecord[]): Promise<BackupOutcome> {
   const { scan, map } = await openArchive(options.archive, { create: true });
   const existing = prefixMembers(map, options.prefix);
-  const fresh = () => counted(archiveBytes(copyItems(options, records)), options.onBytes);
+  const items = await copyItems(options, records);
+  const addCopy = (writer: ArchiveWriter) => {
+    for (const part of items) for (const item of part) writer.add(item);
+  };
+  const append = () => appendToArchive(options.archive, scan.end, addCopy, options.onBytes);
 
   if (existing.size === 0 || options.appendOnly) {
-    await appendToArchive(options.archive, scan.end, fresh());
+    append();
     return { kind: "appended", volumes: records };
   }
   if (await isMountPoint(options.archive)) {
-    await appendToArchive(options.archive, scan.end, fresh());
+    append();
     return { kind: "superseded", volumes: records };
   }
   const ranges = keptRanges(scan.members, existing);
+  const rewrite = (fd: number) => {
+    const writer = new ArchiveWriter(fd, 0, options.onBytes);
+    copyRanges(writer, options.archive, ranges);
+    addCopy(writer);
+    writer.write(END_OF_ARCHIVE);
+    writer.finish();
+  };
   try {
-    await writeFileAtomic(options.archive, rewritten(options.archive, ranges, fresh()), {
-      keepOwnership: true,
-    });
+    await writeFileAtomic(options.archive, rewrite, { keepOwnership: true });
   } catch (error) {
     if (!isErrno(error, "EBUSY")) throw error;
-    await appendToArchive(options.archive, scan.end, fresh());
+    append();
     return { kind: "superseded", volumes: records };
   }
   return { kind: "replaced", volumes: records };

@@ -1,9 +1,10 @@
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError } from "../system/errors.js";
 import { withLock } from "../system/lock.js";
+import { ArchiveWriter } from "../tar/archive-writer.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { isMountPoint, openArchive } from "./archive-file.js";
-import { keptRanges, rangeBytes } from "./ranges.js";
+import { copyRanges, keptRanges } from "./ranges.js";
 
 /**
  * `snapshotter compact`: rewrite the archive without superseded copies and leftovers of
@@ -27,10 +28,12 @@ async function rewrite(archive: string): Promise<{ droppedEntries: number; dropp
   for (const copy of superseded) for (const member of [...copy.members, copy.index]) drop.add(member);
   if (drop.size === 0 && scan.fileSize === scan.end + END_OF_ARCHIVE.length)
     return { droppedEntries: 0, droppedCopies: 0 };
-  async function* bytes(): AsyncGenerator<Buffer> {
-    yield* rangeBytes(archive, keptRanges(scan.members, drop));
-    yield END_OF_ARCHIVE;
-  }
-  await writeFileAtomic(archive, bytes(), { keepOwnership: true });
+  const rewrite = (fd: number) => {
+    const writer = new ArchiveWriter(fd, 0);
+    copyRanges(writer, archive, keptRanges(scan.members, drop));
+    writer.write(END_OF_ARCHIVE);
+    writer.finish();
+  };
+  await writeFileAtomic(archive, rewrite, { keepOwnership: true });
   return { droppedEntries: drop.size, droppedCopies: superseded.length };
 }

@@ -1,4 +1,5 @@
-import { createReadStream } from "node:fs";
+import { closeSync, openSync } from "node:fs";
+import type { ArchiveWriter } from "../tar/archive-writer.js";
 import type { Member } from "../tar/reader.js";
 
 /** Byte ranges of an archive that hold the members not dropped, adjacent members merged. */
@@ -13,12 +14,16 @@ export function keptRanges(members: readonly Member[], drop: ReadonlySet<Member>
   return ranges;
 }
 
-/** Stream those ranges of the archive, as they are (headers, data and padding untouched). */
-export async function* rangeBytes(
+/** Copy those ranges of the archive, as they are (headers, data and padding untouched). */
+export function copyRanges(
+  writer: ArchiveWriter,
   archive: string,
   ranges: ReadonlyArray<[number, number]>,
-): AsyncGenerator<Buffer> {
-  for (const [start, end] of ranges) {
-    if (end > start) yield* createReadStream(archive, { start, end: end - 1, highWaterMark: 1024 * 1024 });
+): void {
+  const fd = openSync(archive, "r");
+  try {
+    for (const [start, end] of ranges) writer.copyFrom(fd, start, end - start, archive);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -1,10 +1,17 @@
 import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { isSea } from "node:sea";
 
-/** `lib/statecraft` of this package (dist/statecraft/ -> ../../lib/statecraft), or STATECRAFT_LIB_DIR. */
+/**
+ * `lib/statecraft`: STATECRAFT_LIB_DIR, else beside the self-contained executable
+ * (`PREFIX/bin/stowage` -> `PREFIX/lib/statecraft`, as `make install` lays it out), else this
+ * package's own (dist/statecraft/ -> ../../lib/statecraft).
+ */
 export function libDir(): string {
-  return process.env.STATECRAFT_LIB_DIR ?? path.resolve(import.meta.dirname, "../../lib/statecraft");
+  if (process.env.STATECRAFT_LIB_DIR) return process.env.STATECRAFT_LIB_DIR;
+  if (isSea()) return path.resolve(path.dirname(process.execPath), "../lib/statecraft");
+  return path.resolve(import.meta.dirname, "../../lib/statecraft");
 }
 
 const isRoot = () => process.getuid?.() === 0;

@@ -3,7 +3,12 @@ import { type FileHandle, open, rename, stat, unlink } from "node:fs/promises";
 import path from "node:path";
 import { isErrno } from "./errors.js";
 
-export type AtomicWriteData = string | Uint8Array | AsyncIterable<Uint8Array | string>;
+/** The content, or a function that writes it to the temp file's descriptor itself. */
+export type AtomicWriteData =
+  | string
+  | Uint8Array
+  | AsyncIterable<Uint8Array | string>
+  | ((fd: number) => void | Promise<void>);
 
 export interface AtomicWriteOptions {
   /** Permission bits of the new file (applied exactly, regardless of umask). */
@@ -28,6 +33,10 @@ export function tempNameFor(file: string): string {
 }
 
 async function writeAll(handle: FileHandle, data: AtomicWriteData): Promise<void> {
+  if (typeof data === "function") {
+    await data(handle.fd);
+    return;
+  }
   if (typeof data === "string" || data instanceof Uint8Array) {
     await handle.writeFile(data);
     return;

@@ -28,7 +28,8 @@ export function createLogger(options: LogOptions): Logger {
     formatters: { level: (label) => ({ level: label }) },
   };
   const wantPretty = options.pretty ?? (fd === 2 ? process.stderr.isTTY : process.stdout.isTTY);
-  if (wantPretty) {
+  // The self-contained executable has no module URL and does not carry pino-pretty: JSON there.
+  if (wantPretty && typeof import.meta.url === "string") {
     // Loaded only for a terminal: long-running servers log JSON and need not carry it.
     const pretty = createRequire(import.meta.url)("pino-pretty") as typeof PinoPretty;
     return pino(config, pretty({ destination: fd, sync: true, colorize: true, ignore: "pid,hostname" }));

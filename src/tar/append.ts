@@ -1,4 +1,5 @@
-import { type FileHandle, open } from "node:fs/promises";
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
+import { ArchiveWriter } from "./archive-writer.js";
 import { BLOCK, END_OF_ARCHIVE } from "./header.js";
 
 /**
@@ -27,45 +28,34 @@ export function skipMarker(): Buffer {
   return Buffer.concat([header, record]);
 }
 
-async function writeAll(handle: FileHandle, chunks: AsyncIterable<Buffer>, start: number): Promise<number> {
-  let position = start;
-  for await (const chunk of chunks) {
-    let done = 0;
-    while (done < chunk.length) {
-      const { bytesWritten } = await handle.write(chunk, done, chunk.length - done, position);
-      done += bytesWritten;
-      position += bytesWritten;
-    }
-  }
-  return position;
-}
-
 /**
  * Append members to an archive whose end-of-archive marker is at `end`, crash-safely: the new
  * members and a new end marker go after the old marker first (fsync), while every reader still
  * stops at the old marker; then one 1,024-byte write turns the old marker into a skip marker and
  * the new members become visible. Killed at any moment, the archive reads as before or as after.
  */
-export async function appendToArchive(
+export function appendToArchive(
   file: string,
   end: number,
-  members: AsyncIterable<Buffer>,
-): Promise<void> {
-  const handle = await open(file, "r+");
+  writeMembers: (writer: ArchiveWriter) => void,
+  onBytes?: (bytes: number) => void,
+): void {
+  const fd = openSync(file, "r+");
   try {
-    const { size } = await handle.stat();
-    if (size < end + END_OF_ARCHIVE.length) {
+    if (fstatSync(fd).size < end + END_OF_ARCHIVE.length) {
       // A bare or short marker (e.g. an empty file): complete it first, so the old state stays readable.
-      await handle.write(END_OF_ARCHIVE, 0, END_OF_ARCHIVE.length, end);
+      writeSync(fd, END_OF_ARCHIVE, 0, END_OF_ARCHIVE.length, end);
     }
-    const tail = await writeAll(handle, members, end + END_OF_ARCHIVE.length);
-    await handle.write(END_OF_ARCHIVE, 0, END_OF_ARCHIVE.length, tail);
-    await handle.truncate(tail + END_OF_ARCHIVE.length);
-    await handle.sync();
+    const writer = new ArchiveWriter(fd, end + END_OF_ARCHIVE.length, onBytes);
+    writeMembers(writer);
+    writer.write(END_OF_ARCHIVE);
+    const tail = writer.finish();
+    ftruncateSync(fd, tail);
+    fsyncSync(fd);
     const marker = skipMarker();
-    await handle.write(marker, 0, marker.length, end);
-    await handle.sync();
+    writeSync(fd, marker, 0, marker.length, end);
+    fsyncSync(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

@@ -1,8 +1,8 @@
 import path from "node:path";
 import { writeFileAtomic } from "../system/atomic-write.js";
+import { ArchiveWriter, type WriteItem } from "../tar/archive-writer.js";
 import { END_OF_ARCHIVE, type TarEntry } from "../tar/header.js";
-import { walkTree } from "../tar/tree.js";
-import { archiveBytes, type WriteItem } from "../tar/writer.js";
+import { type TreeItem, walkTree } from "../tar/tree.js";
 import { checkName } from "./names.js";
 import { WaferError, type WaferStore } from "./store.js";
 
@@ -16,14 +16,8 @@ function marker(name: string, like: TarEntry): TarEntry {
  * The wafer's own layer as OCI layer entries: a whiteout (0/0 character device) becomes an empty
  * `.wh.<name>`, an opaque directory gets `.wh..wh..opq`; overlayfs' own xattrs are left out.
  */
-async function* layerItems(data: string, warn: (message: string) => void): AsyncGenerator<WriteItem> {
-  const walk = walkTree(data, {
-    prefix: "",
-    includeRoot: false,
-    skipXattr: (key) => key.startsWith("trusted.overlay."),
-    warn,
-  });
-  for await (const item of walk) {
+function* layerItems(walk: Iterable<TreeItem>): Generator<WriteItem> {
+  for (const item of walk) {
     if (item.whiteout) {
       const dir = path.posix.dirname(item.entry.name);
       const whiteout = `${dir === "." ? "" : `${dir}/`}.wh.${path.posix.basename(item.entry.name)}`;
@@ -46,9 +40,17 @@ export async function commitWafer(
 ): Promise<void> {
   checkName(name);
   if (!store.exists(name)) throw new WaferError(`wafer '${name}' not found in ${store.root}`);
-  async function* bytes(): AsyncGenerator<Buffer> {
-    yield* archiveBytes(layerItems(store.data(name), warn));
-    yield END_OF_ARCHIVE;
-  }
-  await writeFileAtomic(path.resolve(output), bytes(), { mode: 0o644 });
+  const walk = await walkTree(store.data(name), {
+    prefix: "",
+    includeRoot: false,
+    skipXattr: (key) => key.startsWith("trusted.overlay."),
+    warn,
+  });
+  const write = (fd: number) => {
+    const writer = new ArchiveWriter(fd, 0);
+    for (const item of layerItems(walk)) writer.add(item);
+    writer.write(END_OF_ARCHIVE);
+    writer.finish();
+  };
+  await writeFileAtomic(path.resolve(output), write, { mode: 0o644 });
 }

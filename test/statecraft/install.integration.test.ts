@@ -24,11 +24,9 @@ describe("make install", () => {
     ]) {
       expect((await stat(path.join(scripts, script))).isFile()).toBe(true);
     }
-    expect(await readlink(path.join(prefix, "bin/statecraft"))).toBe("../lib/stowage/dist/cli/statecraft.js");
-    const env = {
-      ...process.env,
-      PATH: `${prefix}/bin:${path.dirname(process.execPath)}:${process.env.PATH}`,
-    };
+    expect(await readlink(path.join(prefix, "bin/statecraft"))).toBe("stowage");
+    // The self-contained executable: no Node.js on the PATH (the host's is in /usr/bin, so only /bin).
+    const env = { PATH: `${prefix}/bin:/bin` };
     // The seed's own command line, with the prefix in place of /usr/local.
     const pathsDir = await scope.tempDir("stowage-pathsd-");
     await run("sh", ["-c", `ln -s "${scripts}/bind.sh" "${pathsDir}/$(statecraft -e "/etc").state.sh"`], {

@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import {
   chmod,
   chown,
@@ -15,14 +15,13 @@ import {
 } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
-import { pipeline } from "node:stream/promises";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { readXattrsTree } from "../../src/system/xattr.js";
+import { ArchiveWriter } from "../../src/tar/archive-writer.js";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "../../src/tar/header.js";
 import { scanArchive } from "../../src/tar/reader.js";
 import { walkTree } from "../../src/tar/tree.js";
-import { archiveBytes } from "../../src/tar/writer.js";
 import { useScope } from "../support/scope.js";
 
 /** A tree with everything a volume can hold, made with the usual tools and syscalls. */
@@ -55,11 +54,16 @@ async function richTree(dir: string): Promise<void> {
 }
 
 async function writeArchive(root: string, file: string, warnings: string[]): Promise<void> {
-  async function* bytes() {
-    yield* archiveBytes(walkTree(root, { prefix: "vol", includeRoot: true, warn: (w) => warnings.push(w) }));
-    yield END_OF_ARCHIVE;
+  const walk = await walkTree(root, { prefix: "vol", includeRoot: true, warn: (w) => warnings.push(w) });
+  const fd = openSync(file, "w");
+  try {
+    const writer = new ArchiveWriter(fd, 0);
+    for (const item of walk) writer.add({ entry: item.entry, source: item.source });
+    writer.write(END_OF_ARCHIVE);
+    writer.finish();
+  } finally {
+    closeSync(fd);
   }
-  await pipeline(bytes(), createWriteStream(file));
 }
 
 interface Described {
