@@ -29,7 +29,10 @@ function makeTree() {
   for (let i = 0; i < small; i++) {
     const dir = path.join(volume, "small", `d${i % 50}`);
     mkdirSync(dir, { recursive: true });
-    writeFileSync(path.join(dir, `f${i}`), chunk.subarray(i % 4096, (i % 4096) + 1024 + ((i * 7919) % 65536)));
+    writeFileSync(
+      path.join(dir, `f${i}`),
+      chunk.subarray(i % 4096, (i % 4096) + 1024 + ((i * 7919) % 65536)),
+    );
   }
 }
 
@@ -79,7 +82,9 @@ try {
     ours.backup.push(b.seconds);
     ours.rssBackup.push(b.peak);
     await sync();
-    gnu.backup.push((await measure("tar", ["--xattrs", "--acls", "-cf", gnuArchive, "-C", work, "volume"])).seconds);
+    gnu.backup.push(
+      (await measure("tar", ["--xattrs", "--acls", "-cf", gnuArchive, "-C", work, "volume"])).seconds,
+    );
     rmSync(gnuArchive, { force: true });
     await sync();
     // Like for like: snapshotter fsyncs the archive before it reports success, GNU tar does not.
@@ -95,13 +100,19 @@ try {
     gnu.restore.push((await measure("tar", ["--xattrs", "--acls", "-xpf", gnuArchive, "-C", work])).seconds);
   }
   const line = (what, a, b) =>
-    console.log(`${what.padEnd(8)} snapshotter ${median(a).toFixed(2)} s   GNU tar ${median(b).toFixed(2)} s   ratio ${(median(a) / median(b)).toFixed(3)}`);
-  console.log(`tree: ${SCALE} GiB scale (${Math.round(4 * SCALE)} x 200 MiB, ${Math.round(5000 * SCALE)} small files), ${RUNS} runs, medians`);
+    console.log(
+      `${what.padEnd(8)} snapshotter ${median(a).toFixed(2)} s   GNU tar ${median(b).toFixed(2)} s   ratio ${(median(a) / median(b)).toFixed(3)}`,
+    );
+  console.log(
+    `tree: ${SCALE} GiB scale (${Math.round(4 * SCALE)} x 200 MiB, ${Math.round(5000 * SCALE)} small files), ${RUNS} runs, medians`,
+  );
   line("backup", ours.backup, gnu.backup);
   line("backup*", ours.backup, gnu.durable);
   console.log("         (* GNU tar followed by sync of the archive: durable like ours)");
   line("restore", ours.restore, gnu.restore);
-  console.log(`peak RSS: backup ${Math.max(...ours.rssBackup).toFixed(0)} MiB, restore ${Math.max(...ours.rssRestore).toFixed(0)} MiB`);
+  console.log(
+    `peak RSS: backup ${Math.max(...ours.rssBackup).toFixed(0)} MiB, restore ${Math.max(...ours.rssRestore).toFixed(0)} MiB`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

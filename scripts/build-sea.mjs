@@ -8,7 +8,16 @@
 //   3. a copy of this node binary, stripped, gets the blob injected with postject.
 // Run with the pinned Node (npm scripts do): the blob only works in the node that made it.
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
 
@@ -78,4 +87,6 @@ execFileSync(
   { stdio: ["ignore", "ignore", "inherit"] },
 );
 const size = statSync(executable).size;
-console.log(`built ${path.relative(ROOT, executable)} (${(size / 1024 / 1024).toFixed(1)} MiB, node ${process.version})`);
+console.log(
+  `built ${path.relative(ROOT, executable)} (${(size / 1024 / 1024).toFixed(1)} MiB, node ${process.version})`,
+);
