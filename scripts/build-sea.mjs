@@ -46,6 +46,7 @@ await build({
   logLevel: "warning",
   logOverride: { "empty-import-meta": "silent" },
   legalComments: "none",
+  minify: true,
 });
 
 const addon = path.join(ROOT, "node_modules/bcrypt/prebuilds", `linux-${arch}`, "bcrypt.glibc.node");

@@ -13,7 +13,7 @@ describe("snapshotter in a container, as seed 001 runs it (image from the projec
   it("backs up and restores busy_lewin with the seed's docker run lines, verbatim", {
     timeout: 900_000,
   }, async () => {
-    const image = await buildProjectImage("snapshotter");
+    const image = await buildProjectImage({ command: "snapshotter" });
     const busybox = await ensureTestImage(scope);
     const dir = await scope.tempDir("stowage-snap-ctr-");
     const volumes = path.join(dir, "test-volumes");

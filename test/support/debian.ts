@@ -65,29 +65,25 @@ export async function ensureBaseImage(): Promise<string> {
  * The project's real Dockerfile, built with the executable from `npm run dist` (the test command
  * builds it first). Images are labelled as ours; the one this replaces is pruned.
  */
-export async function buildProjectImage(command: string): Promise<string> {
+export async function buildProjectImage(build: { command?: string; target?: string }): Promise<string> {
   if (!existsSync(path.join(ROOT, "dist", "stowage-linux-x64")) && process.arch === "x64") {
     throw new Error("dist/stowage-linux-x64 is missing: run 'npm run dist' (npm test does)");
   }
   await ensureBaseImage();
-  const tag = `stowage-test/${command}:latest`;
-  await run(
-    "docker",
-    [
-      "build",
-      "-q",
-      "--label",
-      `${TEST_LABEL}=1`,
-      "--build-arg",
-      `COMMAND=${command}`,
-      "--build-arg",
-      `ARCH=${process.arch}`,
-      "-t",
-      tag,
-      ROOT,
-    ],
-    { timeoutMs: 600_000, env: { ...process.env, DOCKER_BUILDKIT: "0" } },
-  );
+  const tag = `stowage-test/${build.target ?? build.command ?? "stowage"}:latest`;
+  const args = [
+    "build",
+    "-q",
+    "--label",
+    `${TEST_LABEL}=1`,
+    "--build-arg",
+    `ARCH=${process.arch}`,
+    "-t",
+    tag,
+  ];
+  if (build.command) args.push("--build-arg", `COMMAND=${build.command}`);
+  if (build.target) args.push("--target", build.target);
+  await run("docker", [...args, ROOT], { timeoutMs: 600_000, env: { ...process.env, DOCKER_BUILDKIT: "0" } });
   await run("docker", ["image", "prune", "-f", "--filter", `label=${TEST_LABEL}=1`]);
   return tag;
 }
