@@ -64,10 +64,12 @@ async function crashUnreaped(scope: TestScope, args: string[], env: NodeJS.Proce
   const owners = await journalOwners(env.STATECRAFT_STATE_DIR as string);
   expect(owners).toHaveLength(2);
   process.kill(-group, "SIGKILL");
+  // Dying takes as long as tearing down the run's mount namespace (unmounting btrfs writes back),
+  // which under the I/O of parallel tests has taken over 30 s.
   await until(async () => {
     const states = await Promise.all(owners.map((pid) => processStat(pid)));
     return states.every((stat) => stat?.state === "Z");
-  });
+  }, 180_000);
   return { group, owners };
 }
 

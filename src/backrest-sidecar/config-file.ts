@@ -1,0 +1,168 @@
+import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
+import { chmod, chown, readFile, rename, stat, unlink } from "node:fs/promises";
+import path from "node:path";
+import { fsyncDirectory } from "../system/atomic-write.js";
+import { ConfigError, isErrno } from "../system/errors.js";
+import { toBackrestPlan } from "./backrest-format.js";
+import type { SidecarPlan } from "./plans.js";
+
+type Json = Record<string, unknown>;
+
+/** "seed": the sidecar's own model (repos with url, plans with sources); "backrest": Backrest's protojson. */
+export type ConfigFormat = "seed" | "backrest";
+
+export interface LoadedConfig {
+  path: string;
+  format: ConfigFormat;
+  data: Json;
+  exists: boolean;
+}
+
+/** Backrest's file has modno/version, or repos with `uri` (the seed's have `url`). */
+export function detectFormat(data: Json): ConfigFormat {
+  if ("modno" in data || "version" in data || "instance" in data || "auth" in data) return "backrest";
+  const repos = Array.isArray(data.repos) ? (data.repos as Json[]) : [];
+  if (repos.some((repo) => typeof repo === "object" && repo !== null && "uri" in repo)) return "backrest";
+  const plans = Array.isArray(data.plans) ? (data.plans as Json[]) : [];
+  if (plans.some((plan) => typeof plan === "object" && plan !== null && "paths" in plan)) return "backrest";
+  return "seed";
+}
+
+/** Read the config; a missing file is an empty one; invalid JSON is an error (the file stays untouched). */
+export async function loadConfig(file: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    if (isErrno(error, "ENOENT"))
+      return { path: file, format: "seed", data: { repos: [], plans: [] }, exists: false };
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${file} is not valid JSON (${(error as Error).message}); not touching it`);
+  }
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new ConfigError(`${file}: expected a JSON object with repos and plans`);
+  }
+  const json = data as Json;
+  for (const key of ["repos", "plans"]) {
+    if (key in json && !Array.isArray(json[key])) throw new ConfigError(`${file}: '${key}' must be a list`);
+  }
+  return { path: file, format: detectFormat(json), data: json, exists: true };
+}
+
+export function repoIds(config: LoadedConfig): string[] {
+  const repos = Array.isArray(config.data.repos) ? (config.data.repos as Json[]) : [];
+  return repos.map((repo) => repo.id).filter((id): id is string => typeof id === "string");
+}
+
+/** The seed model's key order, for minimal diffs. */
+function seedPlan(plan: SidecarPlan): Json {
+  return {
+    id: plan.id,
+    repo: plan.repo,
+    schedule: plan.schedule,
+    sources: plan.sources,
+    ...(plan.exclude ? { exclude: plan.exclude } : {}),
+    ...(plan.hooks ? { hooks: plan.hooks } : {}),
+    ...(plan.retention ? { retention: plan.retention } : {}),
+  };
+}
+
+export interface MergeResult {
+  data: Json;
+  upserted: string[];
+  removed: string[];
+}
+
+/**
+ * Upsert our plans by id (whole plan replaced; in Backrest's format the fields we do not own stay),
+ * remove our plans whose containers are gone (unless keepOrphans), never touch a plan without our
+ * prefix or one whose containers had a problem (`untouched`). Plans: others in their order, then ours by id.
+ */
+export function mergePlans(
+  config: LoadedConfig,
+  desired: ReadonlyMap<string, SidecarPlan>,
+  options: {
+    prefix: string;
+    untouched: ReadonlySet<string>;
+    keepOrphans: boolean;
+    warn: (planId: string, message: string) => void;
+  },
+): MergeResult {
+  const existing = Array.isArray(config.data.plans) ? (config.data.plans as Json[]) : [];
+  const byId = new Map(existing.map((plan) => [String(plan.id), plan]));
+  const ours = (plan: Json) => typeof plan.id === "string" && plan.id.startsWith(options.prefix);
+  const others = existing.filter((plan) => !ours(plan));
+  const next = new Map<string, Json>();
+  const removed: string[] = [];
+  for (const plan of existing.filter(ours)) {
+    const id = String(plan.id);
+    if (desired.has(id)) continue;
+    if (options.untouched.has(id) || options.keepOrphans) next.set(id, plan);
+    else removed.push(id);
+  }
+  const upserted: string[] = [];
+  for (const [id, plan] of desired) {
+    const rendered =
+      config.format === "backrest"
+        ? toBackrestPlan(plan, byId.get(id), (message) => options.warn(id, message))
+        : seedPlan(plan);
+    next.set(id, rendered);
+    upserted.push(id);
+  }
+  const plans = [...others, ...[...next.keys()].sort().map((id) => next.get(id) as Json)];
+  return { data: { ...config.data, plans }, upserted, removed };
+}
+
+/** Key-sorted JSON with plans, repos and path lists compared regardless of order (Backrest sorts them). */
+export function canonical(value: unknown, key = ""): string {
+  if (Array.isArray(value)) {
+    const items = value.map((item) => canonical(item));
+    if (["plans", "repos", "paths", "sources", "excludes", "exclude"].includes(key)) items.sort();
+    return `[${items.join(",")}]`;
+  }
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Json)
+      .filter(([k]) => k !== "modno")
+      .sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, k)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function render(data: Json): string {
+  return `${JSON.stringify(data, null, 2)}\n`;
+}
+
+/**
+ * Replace the file atomically: `config.json.new`, fsync, rename, fsync the directory; the old
+ * owner kept, mode 0644 so the Backrest container and operators can read it. A failure leaves the
+ * old file as it was (and no .new behind).
+ */
+export async function writeConfig(file: string, text: string): Promise<void> {
+  const temp = `${file}.new`;
+  const previous = await stat(file).catch(() => undefined);
+  let renamed = false;
+  try {
+    const fd = openSync(temp, "w", 0o644);
+    try {
+      const bytes = Buffer.from(text);
+      let done = 0;
+      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (previous) await chown(temp, previous.uid, previous.gid);
+    await chmod(temp, 0o644);
+    await rename(temp, file);
+    renamed = true;
+    await fsyncDirectory(path.dirname(file));
+  } finally {
+    if (!renamed) await unlink(temp).catch(() => {});
+  }
+}

@@ -1,0 +1,215 @@
+import path from "node:path";
+import { checkCron } from "./cron.js";
+import { parseKeep } from "./keep.js";
+import { isTrue, LABEL, splitCsv } from "./labels.js";
+import { planId } from "./plan-id.js";
+import type { Workload, WorkloadMount } from "./workloads.js";
+
+/** A plan in the seed's config model (the sidecar's own format). */
+export interface SidecarPlan {
+  id: string;
+  repo: string;
+  schedule: string;
+  sources: string[];
+  exclude?: string[];
+  hooks?: { pre?: string[]; post?: string[] };
+  retention?: { spec: string };
+}
+
+export interface PlanOptions {
+  prefix: string;
+  includeProject: boolean;
+  excludeBindMounts: boolean;
+  /** Where named volumes live on the host: `<prefix>/<name>/_data`. */
+  volumePrefix: string;
+  defaultRepo: string | undefined;
+  defaultSchedule: string;
+  defaultRetention: string;
+  /** Repository ids the config declares. */
+  repos: readonly string[];
+}
+
+export interface PlanProblem {
+  planId: string;
+  containers: string[];
+  message: string;
+}
+
+export interface PlanSet {
+  /** Plans to write, by id. */
+  plans: Map<string, { plan: SidecarPlan; containers: string[] }>;
+  /** Ids whose containers have a problem: their existing plan (if any) is left as it is. */
+  errors: PlanProblem[];
+  /** Ids skipped on purpose (unknown repository): their existing plan is left as it is. */
+  skipped: PlanProblem[];
+  warnings: PlanProblem[];
+}
+
+/** The host path of a mount: a bind's source, a named volume's `_data` under the volume prefix. */
+export function mountHostPath(mount: WorkloadMount, volumePrefix: string): string | undefined {
+  if (mount.type === "bind") return mount.source;
+  if (mount.type === "volume" && mount.name) return path.posix.join(volumePrefix, mount.name, "_data");
+  return undefined;
+}
+
+/** A container path rewritten to the host through the mount it lies in (the deepest one). */
+export function hostPathOf(
+  containerPath: string,
+  mounts: readonly WorkloadMount[],
+  volumePrefix: string,
+): string | undefined {
+  const clean = path.posix.normalize(containerPath).replace(/\/+$/, "") || "/";
+  const inside = mounts
+    .filter((m) => clean === m.destination || clean.startsWith(`${m.destination.replace(/\/$/, "")}/`))
+    .sort((a, b) => b.destination.length - a.destination.length);
+  for (const mount of inside) {
+    const host = mountHostPath(mount, volumePrefix);
+    if (host !== undefined) return path.posix.join(host, path.posix.relative(mount.destination, clean));
+  }
+  return undefined;
+}
+
+function selectMounts(workload: Workload, options: PlanOptions): WorkloadMount[] {
+  const include = splitCsv(workload.labels[LABEL.volumesInclude]);
+  const exclude = splitCsv(workload.labels[LABEL.volumesExclude]);
+  return workload.mounts.filter((mount) => {
+    if (mount.type === "bind" && options.excludeBindMounts) return false;
+    if (mount.type !== "bind" && mount.type !== "volume") return false;
+    const source = mount.name ?? mount.source;
+    if (include.length > 0 && !include.some((part) => source.includes(part))) return false;
+    return !exclude.some((part) => source.includes(part));
+  });
+}
+
+interface Draft {
+  plan: SidecarPlan;
+  project: string | undefined;
+  container: string;
+  warnings: string[];
+}
+
+/** One container's plan, or the reason it has none. */
+function draftFor(workload: Workload, options: PlanOptions): Draft | { id: string; error: string } {
+  const labels = workload.labels;
+  const project = labels[LABEL.project];
+  const service = labels[LABEL.service];
+  const id = planId(
+    options.prefix,
+    { containerName: workload.name, project, service },
+    options.includeProject,
+  );
+  const warnings: string[] = [];
+  const rewrite = (containerPath: string, what: string) => {
+    if (!path.posix.isAbsolute(containerPath))
+      throw new Error(`${what} path '${containerPath}' is not absolute`);
+    const host = hostPathOf(containerPath, workload.mounts, options.volumePrefix);
+    if (host === undefined) {
+      warnings.push(`${what} path ${containerPath} is in no mount of ${workload.name}; kept as a host path`);
+      return path.posix.normalize(containerPath);
+    }
+    return host;
+  };
+  try {
+    const include = splitCsv(labels[LABEL.include]);
+    const sources =
+      include.length > 0
+        ? include.map((p) => rewrite(p, "backrest.paths.include"))
+        : selectMounts(workload, options).flatMap((m) => mountHostPath(m, options.volumePrefix) ?? []);
+    if (sources.length === 0) {
+      throw new Error(`no sources: no backrest.paths.include and no bind or volume mount to back up`);
+    }
+    const exclude = splitCsv(labels[LABEL.exclude]).map((p) => rewrite(p, "backrest.paths.exclude"));
+    const schedule = labels[LABEL.schedule]?.trim() || options.defaultSchedule;
+    try {
+      checkCron(schedule);
+    } catch (error) {
+      throw new Error(`backrest.schedule: ${(error as Error).message}`);
+    }
+    const keep = labels[LABEL.keep]?.trim() || options.defaultRetention;
+    try {
+      parseKeep(keep);
+    } catch (error) {
+      throw new Error(`backrest.keep '${keep}': ${(error as Error).message}`);
+    }
+    const repo = labels[LABEL.repo]?.trim() || options.defaultRepo || options.repos[0] || "default";
+    const pre = splitCsv(labels[LABEL.pre]);
+    const post = splitCsv(labels[LABEL.post]);
+    const plan: SidecarPlan = {
+      id,
+      repo,
+      schedule,
+      sources: [...new Set(sources)].sort(),
+      ...(exclude.length > 0 ? { exclude: [...new Set(exclude)].sort() } : {}),
+      ...(pre.length > 0 || post.length > 0
+        ? { hooks: { ...(pre.length > 0 ? { pre } : {}), ...(post.length > 0 ? { post } : {}) } }
+        : {}),
+      retention: { spec: keep },
+    };
+    return { plan, project, container: workload.name, warnings };
+  } catch (error) {
+    return { id, error: (error as Error).message };
+  }
+}
+
+/**
+ * Every labelled container's plan. Replicas of one service share a plan (the union of their
+ * sources); two projects landing on one id is an error, never a silent overwrite.
+ */
+export function buildPlans(workloads: readonly Workload[], options: PlanOptions): PlanSet {
+  const result: PlanSet = { plans: new Map(), errors: [], skipped: [], warnings: [] };
+  const drafts = new Map<string, Draft[]>();
+  const failed = new Map<string, PlanProblem>();
+  for (const workload of workloads) {
+    const draft = draftFor(workload, options);
+    if ("error" in draft) {
+      const known = failed.get(draft.id);
+      if (known) known.containers.push(workload.name);
+      else failed.set(draft.id, { planId: draft.id, containers: [workload.name], message: draft.error });
+      continue;
+    }
+    for (const warning of draft.warnings)
+      result.warnings.push({ planId: draft.plan.id, containers: [draft.container], message: warning });
+    drafts.set(draft.plan.id, [...(drafts.get(draft.plan.id) ?? []), draft]);
+  }
+  for (const [id, group] of drafts) {
+    if (failed.has(id)) continue;
+    const projects = [...new Set(group.map((d) => d.project ?? "(none)"))];
+    const first = group[0] as Draft;
+    const containers = group.map((d) => d.container);
+    if (projects.length > 1) {
+      result.errors.push({
+        planId: id,
+        containers,
+        message: `containers ${containers.join(" and ")} of different projects (${projects.join(", ")}) map to plan ${id}; use --include-project-name`,
+      });
+      continue;
+    }
+    if (!options.repos.includes(first.plan.repo)) {
+      result.skipped.push({
+        planId: id,
+        containers,
+        message: `repository '${first.plan.repo}' is not in the config; plan skipped (repositories are never created)`,
+      });
+      continue;
+    }
+    const plan: SidecarPlan = {
+      ...first.plan,
+      sources: [...new Set(group.flatMap((d) => d.plan.sources))].sort(),
+    };
+    const excludes = [...new Set(group.flatMap((d) => d.plan.exclude ?? []))].sort();
+    if (excludes.length > 0) plan.exclude = excludes;
+    if (group.length > 1 && first.plan.hooks) {
+      // $SELF of a shared plan: every replica.
+      const names = containers.join(" ");
+      const rewriteHooks = (hooks: string[] | undefined) =>
+        hooks?.map((h) => h.replaceAll(first.container, names));
+      plan.hooks = {
+        ...(first.plan.hooks.pre ? { pre: rewriteHooks(first.plan.hooks.pre) as string[] } : {}),
+        ...(first.plan.hooks.post ? { post: rewriteHooks(first.plan.hooks.post) as string[] } : {}),
+      };
+    }
+    result.plans.set(id, { plan, containers });
+  }
+  for (const problem of failed.values()) result.errors.push(problem);
+  return result;
+}
