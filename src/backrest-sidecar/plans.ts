@@ -159,7 +159,8 @@ export function buildPlans(workloads: readonly Workload[], options: PlanOptions)
   const result: PlanSet = { plans: new Map(), errors: [], skipped: [], warnings: [] };
   const drafts = new Map<string, Draft[]>();
   const failed = new Map<string, PlanProblem>();
-  for (const workload of workloads) {
+  const byName = [...workloads].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const workload of byName) {
     const draft = draftFor(workload, options);
     if ("error" in draft) {
       const known = failed.get(draft.id);
@@ -198,14 +199,15 @@ export function buildPlans(workloads: readonly Workload[], options: PlanOptions)
     };
     const excludes = [...new Set(group.flatMap((d) => d.plan.exclude ?? []))].sort();
     if (excludes.length > 0) plan.exclude = excludes;
-    if (group.length > 1 && first.plan.hooks) {
-      // $SELF of a shared plan: every replica.
-      const names = containers.join(" ");
-      const rewriteHooks = (hooks: string[] | undefined) =>
-        hooks?.map((h) => h.replaceAll(first.container, names));
+    if (first.plan.hooks) {
+      // $SELF is written into the hook, so it runs under sh with no SELF set: the container's name
+      // (Docker names are [a-zA-Z0-9_.-], safe unquoted), or every replica's for a shared plan.
+      const self = containers.join(" ");
+      const withSelf = (hooks: string[]) =>
+        hooks.map((hook) => hook.replaceAll("${SELF}", self).replaceAll(/\$SELF\b/g, self));
       plan.hooks = {
-        ...(first.plan.hooks.pre ? { pre: rewriteHooks(first.plan.hooks.pre) as string[] } : {}),
-        ...(first.plan.hooks.post ? { post: rewriteHooks(first.plan.hooks.post) as string[] } : {}),
+        ...(first.plan.hooks.pre ? { pre: withSelf(first.plan.hooks.pre) } : {}),
+        ...(first.plan.hooks.post ? { post: withSelf(first.plan.hooks.post) } : {}),
       };
     }
     result.plans.set(id, { plan, containers });
