@@ -1,8 +1,13 @@
+import { constants } from "node:fs";
+import { access } from "node:fs/promises";
+import path from "node:path";
 import type Docker from "dockerode";
+import { ConfigError } from "../system/errors.js";
 import { run } from "../system/exec.js";
 import { withLock } from "../system/lock.js";
 import type { Logger } from "../system/log.js";
 import { canonical, loadConfig, mergePlans, render, repoIds, writeConfig } from "./config-file.js";
+import { LABEL } from "./labels.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { buildPlans, type PlanOptions } from "./plans.js";
 import { listWorkloads } from "./workloads.js";
@@ -15,6 +20,8 @@ export interface ReconcileOptions {
   backrestContainer: string;
   reloadCmd: string | undefined;
   keepOrphans: boolean;
+  /** Only containers that also carry these labels (`key` or `key=value`): one sidecar per stack. */
+  onlyLabels: readonly string[];
 }
 
 /** The seed's exit codes: 0 written, 2 nothing to write (or a dry run), 3 some containers failed. */
@@ -48,7 +55,7 @@ export async function reconcile(
   log: Logger,
   metrics?: SidecarMetrics,
 ): Promise<ReconcileResult> {
-  const workloads = await listWorkloads(docker);
+  const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
   const work = async (): Promise<ReconcileResult> => {
     const config = await loadConfig(options.config);
     const set = buildPlans(workloads, { ...options.plan, repos: repoIds(config) });
@@ -141,6 +148,14 @@ export async function reconcile(
     return { ...result, status: result.errors > 0 ? 3 : wrote ? 0 : 2 };
   };
   if (options.dryRun) return work();
+  // A directory we cannot write (a read-only mount) is an error now, not a lock timeout later.
+  try {
+    await access(path.dirname(options.config), constants.W_OK);
+  } catch (error) {
+    throw new ConfigError(
+      `cannot write in ${path.dirname(options.config)}: ${(error as Error).message}; config left as it is`,
+    );
+  }
   return withLock(options.config, work, { timeoutMs: 60_000, staleMs: 10_000 });
 }
 

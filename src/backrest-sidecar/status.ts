@@ -14,7 +14,10 @@ export interface StatusRow {
 /** `backrest-sidecar status`: what reconcile would do for each labelled container, and why. */
 export async function sidecarStatus(docker: Docker, options: ReconcileOptions): Promise<StatusRow[]> {
   const config = await loadConfig(options.config);
-  const set = buildPlans(await listWorkloads(docker), { ...options.plan, repos: repoIds(config) });
+  const set = buildPlans(await listWorkloads(docker, ["backrest.enable=true", ...options.onlyLabels]), {
+    ...options.plan,
+    repos: repoIds(config),
+  });
   const rows: StatusRow[] = [];
   for (const [planId, entry] of set.plans)
     for (const container of entry.containers) rows.push({ container, planId, state: "planned" });

@@ -1,5 +1,4 @@
 import type Docker from "dockerode";
-import { LABEL } from "./labels.js";
 
 export interface WorkloadMount {
   type: string;
@@ -18,16 +17,13 @@ export interface Workload {
 }
 
 /**
- * Containers, running or not, in one API call: those with backrest.enable=true (reconcile), or
- * every one (`label` undefined: backup-once reads the rcb labels of any container).
+ * Containers, running or not, in one API call, that carry every one of these labels (`key` or
+ * `key=value`): reconcile asks for backrest.enable=true; backup-once reads any container's rcb labels.
  */
-export async function listWorkloads(
-  docker: Docker,
-  label: string | undefined = `${LABEL.enable}=true`,
-): Promise<Workload[]> {
+export async function listWorkloads(docker: Docker, labels: readonly string[]): Promise<Workload[]> {
   const containers = await docker.listContainers({
     all: true,
-    ...(label ? { filters: { label: [label] } } : {}),
+    ...(labels.length > 0 ? { filters: { label: [...labels] } } : {}),
   });
   return containers
     .map((c) => ({

@@ -23,6 +23,7 @@ interface Flags {
   keepOrphans?: boolean;
   reloadCmd?: string;
   metricsListen?: string;
+  onlyLabel: string[];
   interval: string;
   withEvents?: boolean;
   rcbImage?: string;
@@ -30,6 +31,10 @@ interface Flags {
   quiesceLabel: string;
   stopTimeout: string;
   volumesRoot: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function common(command: Command): Command {
@@ -55,7 +60,13 @@ function common(command: Command): Command {
       "prefix of every plan id the sidecar owns [env BACKREST_PLAN_ID_PREFIX, default backrest_sidecar_]",
     )
     .option("--exclude-bind-mounts", "back up named volumes only")
-    .option("--include-project-name", "plan id and paths include the compose project");
+    .option("--include-project-name", "plan id and paths include the compose project")
+    .option(
+      "--only-label <key[=value]>",
+      "only containers that also carry this label (repeatable)",
+      collect,
+      [],
+    );
 }
 
 function reconcileFlags(command: Command): Command {
@@ -89,6 +100,7 @@ function reconcileOptions(flags: Flags): ReconcileOptions {
     backrestContainer: flags.backrestContainer,
     reloadCmd: flags.reloadCmd,
     keepOrphans: Boolean(flags.keepOrphans),
+    onlyLabels: flags.onlyLabel,
   };
 }
 
@@ -187,7 +199,7 @@ export async function main(argv: string[]): Promise<number> {
         rcbEnvFile: flags.rcbEnvFile,
         volumesRoot: flags.volumesRoot,
       };
-      status = await backupOnce(client, await listWorkloads(client, undefined), options, log);
+      status = await backupOnce(client, await listWorkloads(client, flags.onlyLabel), options, log);
     });
 
   common(
