@@ -6,8 +6,8 @@ import { ExecError, run } from "../system/exec.js";
 import type { Logger } from "../system/log.js";
 import { shellQuote } from "../system/shell-quote.js";
 import { forgetFlags, parseKeep } from "./keep.js";
-import { isTrue, LABEL, splitCsv } from "./labels.js";
-import type { Workload, WorkloadMount } from "./workloads.js";
+import { isTrue, LABEL } from "./labels.js";
+import { selectMounts, type Workload } from "./workloads.js";
 
 export interface BackupOnceOptions {
   quiesceLabel: string;
@@ -41,18 +41,6 @@ export function workloadPrefix(workload: Workload, volumesRoot: string, includeP
   const service = workload.labels[LABEL.service] ?? workload.name;
   const project = workload.labels[LABEL.project];
   return path.posix.join(volumesRoot, ...(includeProject && project ? [project] : []), service);
-}
-
-function selectedMounts(workload: Workload, options: BackupOnceOptions): WorkloadMount[] {
-  const include = splitCsv(workload.labels[LABEL.volumesInclude]);
-  const exclude = splitCsv(workload.labels[LABEL.volumesExclude]);
-  return workload.mounts.filter((mount) => {
-    if (mount.type !== "bind" && mount.type !== "volume") return false;
-    if (mount.type === "bind" && options.excludeBindMounts) return false;
-    const source = mount.name ?? mount.source;
-    if (include.length > 0 && !include.some((part) => source.includes(part))) return false;
-    return !exclude.some((part) => source.includes(part));
-  });
 }
 
 /** Every workload's keep spec checked up front: a bad one stops the run before anything is stopped. */
@@ -93,10 +81,10 @@ export async function nativeBackup(
   let count = 0;
   for (const workload of workloads.filter((w) => isTrue(w.labels[LABEL.volumes]))) {
     const prefix = workloadPrefix(workload, options.volumesRoot, options.includeProject);
-    const mounts = selectedMounts(workload, options);
+    const mounts = selectMounts(workload, options.excludeBindMounts);
     if (mounts.length === 0) continue;
     for (const mount of mounts) {
-      const source = mount.type === "volume" ? mount.source : mount.source;
+      const source = mount.source;
       const target = path.posix.join(prefix, mount.destination);
       const [s, t] = [shellQuote(source), shellQuote(target)];
       lines.push(

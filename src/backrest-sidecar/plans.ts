@@ -1,9 +1,9 @@
 import path from "node:path";
 import { checkCron } from "./cron.js";
 import { parseKeep } from "./keep.js";
-import { isTrue, LABEL, splitCsv } from "./labels.js";
+import { LABEL, splitCsv } from "./labels.js";
 import { planId } from "./plan-id.js";
-import type { Workload, WorkloadMount } from "./workloads.js";
+import { selectMounts, type Workload, type WorkloadMount } from "./workloads.js";
 
 /** A plan in the seed's config model (the sidecar's own format). */
 export interface SidecarPlan {
@@ -69,18 +69,6 @@ export function hostPathOf(
   return undefined;
 }
 
-function selectMounts(workload: Workload, options: PlanOptions): WorkloadMount[] {
-  const include = splitCsv(workload.labels[LABEL.volumesInclude]);
-  const exclude = splitCsv(workload.labels[LABEL.volumesExclude]);
-  return workload.mounts.filter((mount) => {
-    if (mount.type === "bind" && options.excludeBindMounts) return false;
-    if (mount.type !== "bind" && mount.type !== "volume") return false;
-    const source = mount.name ?? mount.source;
-    if (include.length > 0 && !include.some((part) => source.includes(part))) return false;
-    return !exclude.some((part) => source.includes(part));
-  });
-}
-
 interface Draft {
   plan: SidecarPlan;
   project: string | undefined;
@@ -114,7 +102,9 @@ function draftFor(workload: Workload, options: PlanOptions): Draft | { id: strin
     const sources =
       include.length > 0
         ? include.map((p) => rewrite(p, "backrest.paths.include"))
-        : selectMounts(workload, options).flatMap((m) => mountHostPath(m, options.volumePrefix) ?? []);
+        : selectMounts(workload, options.excludeBindMounts).flatMap(
+            (m) => mountHostPath(m, options.volumePrefix) ?? [],
+          );
     if (sources.length === 0) {
       throw new Error(`no sources: no backrest.paths.include and no bind or volume mount to back up`);
     }
@@ -204,7 +194,7 @@ export function buildPlans(workloads: readonly Workload[], options: PlanOptions)
       // (Docker names are [a-zA-Z0-9_.-], safe unquoted), or every replica's for a shared plan.
       const self = containers.join(" ");
       const withSelf = (hooks: string[]) =>
-        hooks.map((hook) => hook.replaceAll("${SELF}", self).replaceAll(/\$SELF\b/g, self));
+        hooks.map((hook) => hook.replaceAll(/\$\{SELF\}|\$SELF\b/g, self));
       plan.hooks = {
         ...(first.plan.hooks.pre ? { pre: withSelf(first.plan.hooks.pre) } : {}),
         ...(first.plan.hooks.post ? { post: withSelf(first.plan.hooks.post) } : {}),

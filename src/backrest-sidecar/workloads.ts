@@ -1,4 +1,5 @@
 import type Docker from "dockerode";
+import { LABEL, splitCsv } from "./labels.js";
 
 export interface WorkloadMount {
   type: string;
@@ -39,4 +40,20 @@ export async function listWorkloads(docker: Docker, labels: readonly string[]): 
       })),
     }))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * The mounts to back up: binds (unless excluded) and named volumes, narrowed by
+ * restic-compose-backup.volumes.include / .exclude (substrings of the volume name or source).
+ */
+export function selectMounts(workload: Workload, excludeBindMounts: boolean): WorkloadMount[] {
+  const include = splitCsv(workload.labels[LABEL.volumesInclude]);
+  const exclude = splitCsv(workload.labels[LABEL.volumesExclude]);
+  return workload.mounts.filter((mount) => {
+    if (mount.type !== "bind" && mount.type !== "volume") return false;
+    if (mount.type === "bind" && excludeBindMounts) return false;
+    const source = mount.name ?? mount.source;
+    if (include.length > 0 && !include.some((part) => source.includes(part))) return false;
+    return !exclude.some((part) => source.includes(part));
+  });
 }
