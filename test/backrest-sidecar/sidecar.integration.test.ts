@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { resticClient } from "../support/restic.js";
-import { type TestScope, useScope } from "../support/scope.js";
+import { freePort, type TestScope, useScope } from "../support/scope.js";
 import { CLI, generic, sidecar, world } from "./harness.js";
 
 const GOLDEN = path.join(import.meta.dirname, "golden");
@@ -167,6 +167,24 @@ describe("backrest-sidecar with a real Docker engine", () => {
     expect(ids).toEqual(["hand-made", "backrest_sidecar_db"]);
   });
 
+  it("status lists each labelled container, its plan id, and why one was skipped", async () => {
+    const { w, args } = await setup(scope);
+    await w.container("elsewhere", { "backrest.enable": "true", "backrest.repo": "nowhere" }, ["/tmp:/data"]);
+    const result = await sidecar(["status", ...args(), "--json"]);
+    expect(result.status).toBe(0);
+    const rows = JSON.parse(result.stdout) as Array<{
+      container: string;
+      planId: string;
+      state: string;
+      reason?: string;
+    }>;
+    expect(rows.map((r) => [r.container, r.planId, r.state])).toEqual([
+      [`${w.marker}-db-1`, "backrest_sidecar_db", "planned"],
+      [`${w.marker}-elsewhere`, `backrest_sidecar_${w.marker.replaceAll("-", "_")}_elsewhere`, "skipped"],
+    ]);
+    expect(rows[1]?.reason).toContain("repository 'nowhere'");
+  });
+
   it("refuses invalid JSON and leaves a file it cannot replace as it was", async () => {
     const { dir, file, args } = await setup(scope);
     await writeFile(file, "{ not json");
@@ -209,9 +227,18 @@ describe("backrest-sidecar with a real Docker engine", () => {
 
   it("daemon --with-events writes a new labelled container's plan within 2 s, and stops on SIGTERM with 0", async () => {
     const { w, file, args } = await setup(scope);
-    const daemon = spawn(process.execPath, [CLI, "daemon", ...args("--with-events", "--interval", "1h")], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const metricsPort = await freePort();
+    const daemon = spawn(
+      process.execPath,
+      [
+        CLI,
+        "daemon",
+        ...args("--with-events", "--interval", "1h", "--metrics-listen", `127.0.0.1:${metricsPort}`),
+      ],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
     let log = "";
     daemon.stderr.on("data", (c: Buffer) => {
       log += c.toString();
@@ -238,6 +265,10 @@ describe("backrest-sidecar with a real Docker engine", () => {
     }
     expect(seenAfter, log).toBeGreaterThanOrEqual(0);
     expect(seenAfter).toBeLessThan(2_000);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^backrest_sidecar_reconciles_total [1-9]/m);
+    expect(metrics).toMatch(/^backrest_sidecar_changes_total [1-9]/m);
+    expect(metrics).toContain("backrest_sidecar_errors_total 0");
     daemon.kill("SIGTERM");
     expect((await once(daemon, "exit"))[0]).toBe(0);
   });
