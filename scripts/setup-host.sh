@@ -36,6 +36,7 @@ declare -A NEEDED=(
   [find]=findutils
   [debootstrap]=debootstrap
   [strip]=binutils
+  [ip]=iproute2
 )
 
 missing_packages() {

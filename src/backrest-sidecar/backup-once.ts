@@ -16,6 +16,8 @@ export interface BackupOnceOptions {
   includeProject: boolean;
   rcbImage: string | undefined;
   rcbEnvFile: string | undefined;
+  /** `docker run --network` for the rcb container (default: Docker's default network). */
+  rcbNetwork: string | undefined;
   /** Where the native engine mounts the volumes (rcb's layout): /volumes. */
   volumesRoot: string;
 }
@@ -111,6 +113,7 @@ export async function nativeBackup(
 export async function rcbBackup(image: string, options: BackupOnceOptions, log: Logger): Promise<void> {
   const args = ["run", "--rm", "-v", "/var/run/docker.sock:/tmp/docker.sock:ro"];
   if (options.rcbEnvFile) args.push("--env-file", options.rcbEnvFile);
+  if (options.rcbNetwork) args.push("--network", options.rcbNetwork);
   if (options.excludeBindMounts) args.push("-e", "EXCLUDE_BIND_MOUNTS=1");
   if (options.includeProject) args.push("-e", "INCLUDE_PROJECT_NAME=1");
   log.info({ action: "backup.rcb", image }, "running restic-compose-backup");

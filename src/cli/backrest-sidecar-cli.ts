@@ -28,6 +28,7 @@ interface Flags {
   withEvents?: boolean;
   rcbImage?: string;
   rcbEnvFile?: string;
+  rcbNetwork?: string;
   quiesceLabel: string;
   stopTimeout: string;
   volumesRoot: string;
@@ -179,6 +180,7 @@ export async function main(argv: string[]): Promise<number> {
       "run restic-compose-backup's one-shot container (else the native engine runs restic itself)",
     )
     .option("--rcb-env-file <file>", "RESTIC_* settings (docker --env-file syntax)")
+    .option("--rcb-network <network>", "docker network for the rcb container (default: Docker's default)")
     .option(
       "--quiesce-label <key=value>",
       "containers to stop meanwhile",
@@ -197,6 +199,7 @@ export async function main(argv: string[]): Promise<number> {
         includeProject: Boolean(flags.includeProjectName),
         rcbImage: flags.rcbImage,
         rcbEnvFile: flags.rcbEnvFile,
+        rcbNetwork: flags.rcbNetwork,
         volumesRoot: flags.volumesRoot,
       };
       status = await backupOnce(client, await listWorkloads(client, flags.onlyLabel), options, log);

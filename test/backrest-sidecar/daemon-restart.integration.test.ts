@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -16,6 +17,10 @@ import { CLI } from "./harness.js";
 async function privateEngine(scope: TestScope) {
   const dir = await scope.tempDir("stowage-dockerd-");
   const socket = path.join(dir, "docker.sock");
+  // A bridge of its own: with --bridge=none dockerd deletes the host engine's docker0.
+  const bridge = `stw${randomBytes(4).toString("hex")}`;
+  await run("ip", ["link", "add", bridge, "type", "bridge"]);
+  scope.defer(`delete bridge ${bridge}`, () => run("ip", ["link", "del", bridge]));
   let daemon: ChildProcess | undefined;
   const start = async () => {
     daemon = spawn(
@@ -30,7 +35,7 @@ async function privateEngine(scope: TestScope) {
         "--pidfile",
         path.join(dir, "dockerd.pid"),
         "--bridge",
-        "none",
+        bridge,
         "--iptables=false",
         "--ip6tables=false",
       ],

@@ -328,6 +328,63 @@ describe("backrest-sidecar backup-once (native engine, real restic)", () => {
     expect((await startedAt()).endsWith(" true")).toBe(true);
   });
 
+  it("--rcb-image runs the one-shot container as the seed says (docker socket read-only, env file, flags as env)", async () => {
+    const w = await world(scope);
+    // A stand-in image that checks how it was started (the real rcb image cannot be pulled here).
+    const context = await scope.tempDir("stowage-rcb-image-");
+    await writeFile(
+      path.join(context, "rcb"),
+      [
+        "#!/bin/sh",
+        '[ "$(basename "$0") $1" = "rcb backup" ] || { echo "args: $0 $*" >&2; exit 3; }',
+        '[ -S /tmp/docker.sock ] || { echo "no docker socket" >&2; exit 3; }',
+        'touch /tmp/docker.sock 2>/dev/null && { echo "socket not read-only" >&2; exit 3; }',
+        '[ "$EXCLUDE_BIND_MOUNTS" = 1 ] && [ "$INCLUDE_PROJECT_NAME" = 1 ] || { echo "flags not passed" >&2; exit 3; }',
+        '[ "$RESTIC_REPOSITORY" = "s3:https://example/bucket" ] || { echo "env file not passed" >&2; exit 3; }',
+        "exit 0",
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    await writeFile(path.join(context, "Dockerfile"), "FROM stowage-test/busybox:1\nCOPY rcb /bin/rcb\n");
+    const image = `stowage-test/rcb-stand-in:${w.marker}`;
+    await run("docker", ["build", "-q", "--label", "io.stowage.test=1", "-t", image, context], {
+      env: { ...process.env, DOCKER_BUILDKIT: "0" },
+    });
+    scope.defer(`remove ${image}`, () => run("docker", ["rmi", "-f", image]));
+    const envFile = path.join(context, "rcb.env");
+    await writeFile(
+      envFile,
+      "# restic settings\nRESTIC_REPOSITORY=s3:https://example/bucket\nRESTIC_PASSWORD=pw\n",
+    );
+    const quiet = await w.container("quiet", { "restic-compose-backup.quiesce": "true" }, [], {
+      start: true,
+    });
+    const args = [
+      "backup-once",
+      ...w.only,
+      "--rcb-image",
+      image,
+      "--rcb-env-file",
+      envFile,
+      "--rcb-network",
+      "none",
+      "--stop-timeout",
+      "1",
+    ];
+    const ok = await sidecar([...args, "--exclude-bind-mounts", "--include-project-name"]);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.logs.map((l) => l.action)).toEqual(
+      expect.arrayContaining(["quiesce.stop", "backup.rcb", "quiesce.start"]),
+    );
+    const wrong = await sidecar(args);
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toContain("flags not passed");
+    expect((await run("docker", ["inspect", "--format", "{{.State.Running}}", quiet])).stdout.trim()).toBe(
+      "true",
+    );
+  });
+
   it("a bad keep spec is an error naming label and container, before anything is stopped", async () => {
     const w = await world(scope);
     const name = await w.container(

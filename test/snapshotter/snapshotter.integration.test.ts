@@ -334,6 +334,62 @@ ${members}
   await run("python3", ["-c", script, file, prefix, id, target]);
 }
 
+describe("snapshotter restores archives in the original's format", () => {
+  const scope = useScope();
+
+  it("restores plain USTAR members as the Go original writes them (dirs without '/', root/root, index last)", async () => {
+    const dir = await scope.tempDir("stowage-snap-orig-");
+    const dirVolume = path.join(dir, "vol", "dirvol");
+    const fileVolume = path.join(dir, "vol", "file.txt");
+    const archive = path.join(dir, "original.tar");
+    // Python's tarfile in USTAR format, member by member as the original's Go writer lays them out.
+    const script = `
+import io, tarfile, sys, time
+archive, dirvol, filevol, did, fid = sys.argv[1:6]
+def add(tar, name, data=None, mode=0o644, kind=tarfile.REGTYPE):
+    info = tarfile.TarInfo(name); info.type = kind; info.mode = mode; info.mtime = int(time.time())
+    info.uid = info.gid = 0; info.uname = info.gname = "root"
+    info.size = len(data) if data else 0
+    tar.addfile(info, io.BytesIO(data) if data else None)
+with tarfile.open(archive, "w", format=tarfile.USTAR_FORMAT) as tar:
+    add(tar, "volumes/orig/" + did, mode=0o755, kind=tarfile.DIRTYPE)
+    add(tar, "volumes/orig/" + did + "/sub", mode=0o755, kind=tarfile.DIRTYPE)
+    add(tar, "volumes/orig/" + did + "/sub/data.txt", b"from the original\\n")
+    add(tar, "volumes/orig/" + fid, b"single file\\n")
+    index = ("- id: %s\\n  type: dir\\n  target: %s\\n- id: %s\\n  type: file\\n  target: %s\\n" % (did, dirvol, fid, filevol)).encode()
+    add(tar, "volumes/orig/volumes-data.yml", index, mode=0o600)
+`;
+    await run("python3", [
+      "-c",
+      script,
+      archive,
+      dirVolume,
+      fileVolume,
+      sha256(dirVolume),
+      sha256(fileVolume),
+    ]);
+    const listed = await tarList(archive);
+    expect(listed[0]).toMatch(new RegExp(`^volumes/orig/${sha256(dirVolume)}/?$`));
+    const config = path.join(dir, "config.yml");
+    await writeFile(config, `prefix: volumes/orig\nvolumes: [${dirVolume}, ${fileVolume}]\n`);
+    const restored = await snapshotter(["restore", "--config", config, "--archive", archive]);
+    expect(restored.status, restored.stderr).toBe(0);
+    expect(await readFile(path.join(dirVolume, "sub", "data.txt"), "utf8")).toBe("from the original\n");
+    expect(await readFile(fileVolume, "utf8")).toBe("single file\n");
+    // And appending to it keeps it readable by GNU tar.
+    await mkdir(path.join(dir, "more"));
+    await writeFile(path.join(dir, "more", "x"), "x\n");
+    await writeFile(
+      path.join(dir, "more.yml"),
+      `prefix: volumes/more\nvolumes: [${path.join(dir, "more")}]\n`,
+    );
+    expect(
+      (await snapshotter(["backup", "--config", path.join(dir, "more.yml"), "--archive", archive])).status,
+    ).toBe(0);
+    expect(await tarList(archive)).toHaveLength(listed.length + 3);
+  });
+});
+
 describe("snapshotter refuses malicious archives (nothing written outside the volume)", () => {
   const scope = useScope();
 
