@@ -1,8 +1,9 @@
+import { closeSync, openSync, readSync } from "node:fs";
 import { realpath, stat, writeFile } from "node:fs/promises";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { findMount, readMountinfo } from "../system/mountinfo.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
-import { type ArchiveScan, scanArchive } from "../tar/reader.js";
+import { type ArchiveScan, type Member, scanArchive } from "../tar/reader.js";
 import { type ArchiveMap, mapArchive } from "./archive-map.js";
 
 const MISSING_HINT =
@@ -40,4 +41,16 @@ export async function openArchive(
 export async function isMountPoint(file: string): Promise<boolean> {
   const real = await realpath(file);
   return findMount(await readMountinfo(), real) !== undefined;
+}
+
+/** A small member's content as text (an index file). */
+export function readMemberText(archive: string, member: Member): string {
+  const fd = openSync(archive, "r");
+  try {
+    const data = Buffer.alloc(member.size);
+    readSync(fd, data, 0, member.size, member.dataOffset);
+    return data.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
 }

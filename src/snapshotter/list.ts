@@ -1,7 +1,6 @@
-import { closeSync, openSync, readSync } from "node:fs";
-import type { Member } from "../tar/reader.js";
-import { openArchive } from "./archive-file.js";
+import { openArchive, readMemberText } from "./archive-file.js";
 import { cleanName } from "./archive-map.js";
+import { humanSize } from "./human-size.js";
 import { parseIndex } from "./volume-index.js";
 
 export interface ListedVolume {
@@ -22,17 +21,6 @@ export interface ListedCopy {
   error?: string;
 }
 
-function indexText(archive: string, member: Member): string {
-  const fd = openSync(archive, "r");
-  try {
-    const data = Buffer.alloc(member.size);
-    readSync(fd, data, 0, member.size, member.dataOffset);
-    return data.toString("utf8");
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** `snapshotter list`: every copy of every prefix (or one prefix), with its volumes and sizes. */
 export async function listArchive(
   archive: string,
@@ -48,7 +36,10 @@ export async function listArchive(
       volumes: [],
     };
     try {
-      for (const record of parseIndex(indexText(archive, copy.index), `${copy.prefix}/volumes-data.yml`)) {
+      for (const record of parseIndex(
+        readMemberText(archive, copy.index),
+        `${copy.prefix}/volumes-data.yml`,
+      )) {
         const root = `${copy.prefix}/${record.id}`;
         const members = copy.members.filter((m) => {
           const name = cleanName(m.name);
@@ -65,17 +56,6 @@ export async function listArchive(
   return { copies, incompleteEntries: map.incomplete.length, otherEntries: map.foreign.length };
 }
 
-function size(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
 export function formatListing(listing: Awaited<ReturnType<typeof listArchive>>): string {
   const lines: string[] = [];
   for (const copy of listing.copies) {
@@ -84,11 +64,11 @@ export function formatListing(listing: Awaited<ReturnType<typeof listArchive>>):
       copy.state === "superseded"
         ? "  (superseded: restore uses a newer copy; 'snapshotter compact' drops it)"
         : "";
-    lines.push(`${copy.prefix}  ${copy.volumes.length} volume(s), ${size(total)}${note}`);
+    lines.push(`${copy.prefix}  ${copy.volumes.length} volume(s), ${humanSize(total)}${note}`);
     if (copy.error) lines.push(`  ! ${copy.error}`);
     for (const volume of copy.volumes) {
       lines.push(
-        `  ${volume.type.padEnd(4)} ${volume.target}  ${volume.entries} entr${volume.entries === 1 ? "y" : "ies"}, ${size(volume.bytes)}  [${volume.id.slice(0, 12)}]`,
+        `  ${volume.type.padEnd(4)} ${volume.target}  ${volume.entries} entr${volume.entries === 1 ? "y" : "ies"}, ${humanSize(volume.bytes)}  [${volume.id.slice(0, 12)}]`,
       );
     }
   }

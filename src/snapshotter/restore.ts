@@ -1,9 +1,9 @@
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../system/errors.js";
 import { readMountinfo } from "../system/mountinfo.js";
 import type { Member } from "../tar/reader.js";
-import { openArchive } from "./archive-file.js";
+import { openArchive, readMemberText } from "./archive-file.js";
 import { cleanName, currentCopy } from "./archive-map.js";
 import { checkVolumeMembers, extractDirectory, extractFile } from "./extract.js";
 import { ArchiveContentError, parseIndex, type VolumeRecord } from "./volume-index.js";
@@ -24,17 +24,6 @@ export interface RestoredVolume {
   type: "dir" | "file";
   path: string;
   entries: number;
-}
-
-function readMember(archive: string, member: Member): string {
-  const fd = openSync(archive, "r");
-  try {
-    const data = Buffer.alloc(member.size);
-    readSync(fd, data, 0, member.size, member.dataOffset);
-    return data.toString("utf8");
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /**
@@ -77,7 +66,10 @@ export async function restore(options: RestoreOptions): Promise<RestoredVolume[]
       `prefix ${options.prefix} is not in ${options.archive}${known.length ? ` (it has: ${known.join(", ")})` : " (it holds no backup)"}`,
     );
   }
-  const records = parseIndex(readMember(options.archive, copy.index), `${options.prefix}/volumes-data.yml`);
+  const records = parseIndex(
+    readMemberText(options.archive, copy.index),
+    `${options.prefix}/volumes-data.yml`,
+  );
   let selected: VolumeRecord[] = records;
   if (options.only) {
     selected = options.only.map((target) => {

@@ -1,39 +1,23 @@
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import path from "node:path";
 import { run } from "../../src/system/exec.js";
+import { type CliResult, runCli } from "../support/cli.js";
 import { ensureTestImage, TEST_LABEL } from "../support/docker.js";
 import { type TestScope, uniqueId } from "../support/scope.js";
 
 export const CLI = path.resolve(import.meta.dirname, "../../dist/cli/backrest-sidecar.js");
 
-export interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
+export interface Result extends CliResult {
   /** stderr's JSON log lines. */
   logs: Array<Record<string, unknown>>;
 }
 
 export async function sidecar(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on("data", (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const [status] = (await once(child, "exit")) as [number | null];
-  const logs = stderr
+  const result = await runCli([process.execPath, CLI, ...args], { env });
+  const logs = result.stderr
     .split("\n")
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
-  return { status, stdout, stderr, logs };
+  return { ...result, logs };
 }
 
 /**

@@ -1,39 +1,20 @@
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../../src/system/exec.js";
 import { readXattrsTree } from "../../src/system/xattr.js";
+import { type CliResult, runCli } from "../support/cli.js";
 
 export const CLI = path.resolve(import.meta.dirname, "../../dist/cli/snapshotter.js");
 
-export interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type Result = CliResult;
 
 /** The built `snapshotter` command, as a user runs it. */
-export async function snapshotter(
+export function snapshotter(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
 ): Promise<Result> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const [status] = (await once(child, "exit")) as [number | null];
-  return { status, stdout, stderr };
+  return runCli([process.execPath, CLI, ...args], options);
 }
 
 export const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");

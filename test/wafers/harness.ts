@@ -1,8 +1,7 @@
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { readMountinfo } from "../../src/system/mountinfo.js";
+import { type CliResult, runCli } from "../support/cli.js";
 import type { TestScope } from "../support/scope.js";
 
 export const CLI = path.resolve(import.meta.dirname, "../../dist/cli/wafers.js");
@@ -27,11 +26,7 @@ export async function wafersRoots(scope: TestScope): Promise<Roots> {
   return { base, wafers, stacks, env: { WAFERS: wafers, STACKS: stacks } };
 }
 
-export interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type Result = CliResult;
 
 async function runWafersRaw(
   argv: string[],
@@ -39,22 +34,7 @@ async function runWafersRaw(
   raw = false,
   cwd?: string,
 ): Promise<Result> {
-  const [command, ...args] = raw ? argv : [process.execPath, CLI, ...argv];
-  const child = spawn(command as string, args, {
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-    ...(cwd ? { cwd } : {}),
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const [status] = (await once(child, "exit")) as [number | null];
-  return { status, stdout, stderr };
+  return runCli(raw ? argv : [process.execPath, CLI, ...argv], { env, ...(cwd ? { cwd } : {}) });
 }
 
 /** The built `wafers` command, as a user runs it. */
