@@ -4,7 +4,7 @@ import { backup, type VolumeSource } from "../snapshotter/backup.js";
 import { compactArchive } from "../snapshotter/compact.js";
 import { checkConfig, loadConfig, type SnapshotConfig } from "../snapshotter/config.js";
 import { formatListing, listArchive } from "../snapshotter/list.js";
-import { progressMeter } from "../snapshotter/progress.js";
+import { progressMeter, treeBytes } from "../snapshotter/progress.js";
 import { restore } from "../snapshotter/restore.js";
 import { ConfigError } from "../system/errors.js";
 import { newProgram, parseSeconds } from "./program.js";
@@ -74,8 +74,9 @@ async function hostContainer(nameOrId: string) {
 
 async function runBackup(flags: RunFlags): Promise<void> {
   const config = await settings(flags);
-  const meter = progressMeter("backup", undefined);
+  const meter = progressMeter("backup");
   const run = async (volumes: VolumeSource[]) => {
+    if (meter.enabled) meter.setTotal(treeBytes(volumes.map((volume) => volume.path)));
     const outcome = await backup({
       archive: flags.archive,
       prefix: config.prefix,
@@ -112,7 +113,7 @@ async function runBackup(flags: RunFlags): Promise<void> {
 
 async function runRestore(flags: RunFlags): Promise<void> {
   const config = await settings(flags);
-  const meter = progressMeter("restore", undefined);
+  const meter = progressMeter("restore");
   const restoreWith = async (resolve: (target: string) => string) => {
     const restored = await restore({
       archive: flags.archive,
@@ -121,6 +122,7 @@ async function runRestore(flags: RunFlags): Promise<void> {
       resolve,
       warn,
       onBytes: meter.onBytes,
+      onTotal: meter.setTotal,
     });
     meter.finish();
     for (const volume of restored) {

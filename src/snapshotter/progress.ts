@@ -1,11 +1,10 @@
+import { lstatSync, readdirSync } from "node:fs";
+import path from "node:path";
 import { humanSize } from "./human-size.js";
 
 /** Bytes done (of a total when known) and the rate, redrawn on one stderr line; silent off a terminal. */
-export function progressMeter(
-  label: string,
-  total: number | undefined,
-  enabled = Boolean(process.stderr.isTTY),
-) {
+export function progressMeter(label: string, enabled = Boolean(process.stderr.isTTY)) {
+  let total: number | undefined;
   const started = Date.now();
   let done = 0;
   let lastDraw = 0;
@@ -15,6 +14,11 @@ export function progressMeter(
     process.stderr.write(`\r${label}: ${humanSize(done)}${of}, ${humanSize(done / seconds)}/s   `);
   };
   return {
+    enabled,
+    /** The bytes the whole operation will move, once known. */
+    setTotal(bytes: number) {
+      total = bytes;
+    },
     onBytes(bytes: number) {
       done += bytes;
       if (!enabled) return;
@@ -25,9 +29,22 @@ export function progressMeter(
       }
     },
     finish() {
-      if (!enabled || lastDraw === 0) return;
+      if (!enabled || done === 0) return;
       draw();
       process.stderr.write("\n");
     },
   };
+}
+
+/** Bytes of regular files under these paths (for the progress total; only walked on a terminal). */
+export function treeBytes(paths: readonly string[]): number {
+  let total = 0;
+  const visit = (file: string) => {
+    const info = lstatSync(file, { throwIfNoEntry: false });
+    if (!info) return;
+    if (info.isFile()) total += info.size;
+    else if (info.isDirectory()) for (const name of readdirSync(file)) visit(path.join(file, name));
+  };
+  for (const file of paths) visit(file);
+  return total;
 }

@@ -17,6 +17,8 @@ export interface RestoreOptions {
   resolve: (target: string) => string;
   warn: (message: string) => void;
   onBytes?: (bytes: number) => void;
+  /** Told the bytes of file data to restore, once the archive is checked. */
+  onTotal?: (bytes: number) => void;
 }
 
 export interface RestoredVolume {
@@ -94,6 +96,9 @@ export async function restore(options: RestoreOptions): Promise<RestoredVolume[]
     return { record, root, members, dest: options.resolve(record.target) };
   });
 
+  options.onTotal?.(
+    plan.reduce((sum, p) => sum + p.members.reduce((n, m) => n + (m.type === "file" ? m.size : 0), 0), 0),
+  );
   const mountPoints = (await readMountinfo()).map((entry) => entry.mountPoint);
   const fd = openSync(options.archive, "r");
   const restored: RestoredVolume[] = [];

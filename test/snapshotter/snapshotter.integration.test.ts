@@ -260,6 +260,23 @@ describe("snapshotter archives (real files, GNU tar)", () => {
     expect((await snapshotter(["list", "--archive", hostFile])).stdout).not.toContain("superseded");
   });
 
+  it("shows progress (bytes done of the total, rate) on a terminal, and nothing off one", async () => {
+    const dir = await scope.tempDir("stowage-snap-");
+    const { config } = await seedVolumes(dir);
+    await run("dd", [
+      "if=/dev/zero",
+      `of=${path.join(dir, "test-volumes", "volume1", "big")}`,
+      "bs=1M",
+      "count=20",
+    ]);
+    const archive = path.join(dir, "backup.tar");
+    const quiet = await snapshotter(["backup", "--config", config, "--archive", archive]);
+    expect(quiet.stderr).toBe("");
+    const line = `${process.execPath} ${CLI} restore --config ${config} --archive ${archive}`;
+    const onTty = await run("script", ["--quiet", "--return", "--command", line, "/dev/null"]);
+    expect(onTty.stdout).toMatch(/restore: 20\.0 MiB \/ 20\.0 MiB, [\d.]+ [KMG]?i?B\/s/);
+  });
+
   it.each([
     ["prefix: /abs\nvolumes: [/tmp]\n", 'prefix "/abs" must be relative'],
     ["prefix: a/../b\nvolumes: [/tmp]\n", "may not contain '.' or '..'"],
