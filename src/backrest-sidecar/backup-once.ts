@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type Docker from "dockerode";
+import { type StoppedContainer, withContainersStopped } from "../system/docker.js";
 import { ConfigError } from "../system/errors.js";
 import { ExecError, run } from "../system/exec.js";
 import type { Logger } from "../system/log.js";
@@ -130,8 +131,6 @@ function quiesced(workloads: readonly Workload[], label: string): Workload[] {
   );
 }
 
-const SIGNALS: Record<string, number> = { SIGINT: 2, SIGTERM: 15, SIGHUP: 1 };
-
 /**
  * backup-once: check every keep spec and the restic settings, stop the quiesced containers, back
  * up (rcb's container or the native engine), ALWAYS start them again (after success, a restic
@@ -156,41 +155,23 @@ export async function backupOnce(
       "no restic password: set RESTIC_PASSWORD or RESTIC_PASSWORD_FILE (environment or --rcb-env-file)",
     );
   }
-  const stopped: Workload[] = [];
-  let restarted = false;
-  const restart = async () => {
-    if (restarted) return;
-    restarted = true;
-    for (const workload of stopped) {
-      await docker
-        .getContainer(workload.id)
-        .start()
-        .then(() => log.info({ action: "quiesce.start", container: workload.name }, "started again"))
-        .catch((error: Error) =>
-          log.error(
-            { action: "quiesce.start-failed", container: workload.name, err: error.message },
-            "could not start again",
-          ),
-        );
-    }
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    log.warn({ action: "backup.signal", signal }, "stopping: starting quiesced containers again");
-    void restart().finally(() => process.exit(128 + (SIGNALS[signal] ?? 15)));
-  };
-  for (const signal of Object.keys(SIGNALS)) process.on(signal, onSignal);
   let status = 0;
-  try {
-    for (const workload of quiesced(workloads, options.quiesceLabel)) {
-      log.info({ action: "quiesce.stop", container: workload.name }, "stopping for the backup");
-      stopped.push(workload);
-      await docker
-        .getContainer(workload.id)
-        .stop({ t: options.stopTimeoutSeconds })
-        .catch((error: { statusCode?: number }) => {
-          if (error.statusCode !== 304) throw error;
-        });
-    }
+  const stopOptions = {
+    timeoutSeconds: options.stopTimeoutSeconds,
+    program: "backrest-sidecar",
+    onStopping: (c: StoppedContainer) =>
+      log.info({ action: "quiesce.stop", container: c.name }, "stopping for the backup"),
+    onStarted: (c: StoppedContainer) =>
+      log.info({ action: "quiesce.start", container: c.name }, "started again"),
+    onStartFailed: (c: StoppedContainer, error: Error) =>
+      log.error(
+        { action: "quiesce.start-failed", container: c.name, err: error.message },
+        "could not start again",
+      ),
+    onSignal: (signal: NodeJS.Signals) =>
+      log.warn({ action: "backup.signal", signal }, "stopping: starting quiesced containers again"),
+  };
+  await withContainersStopped(docker, quiesced(workloads, options.quiesceLabel), stopOptions, async () => {
     try {
       if (options.rcbImage) await rcbBackup(options.rcbImage, options, log);
       else await nativeBackup(workloads, options, env, log);
@@ -199,10 +180,7 @@ export async function backupOnce(
       log.error({ action: "backup.failed", err: error.message }, "backup failed");
       status = 1;
     }
-  } finally {
-    await restart();
-    for (const signal of Object.keys(SIGNALS)) process.off(signal, onSignal);
-  }
+  });
   for (const [prefix, flags] of forgets) {
     try {
       await run("restic", ["forget", "--group-by", "paths", "--path", prefix, ...flags, "--prune"], { env });

@@ -1,5 +1,5 @@
 import type Docker from "dockerode";
-import { type ContainerInfo, startContainer, stopContainer } from "../system/docker.js";
+import { type ContainerInfo, withContainersStopped } from "../system/docker.js";
 import { ConfigError } from "../system/errors.js";
 import type { VolumeSource } from "./backup.js";
 
@@ -23,9 +23,6 @@ export function hostPath(container: ContainerInfo, target: string): string {
   return mount.source;
 }
 
-const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-const NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 };
-
 /**
  * Run `work` with the container stopped (when it runs and `stop` is set), and always start it again:
  * after success, after an error, and on SIGINT/SIGTERM/SIGHUP (then exit 128+N). The archive is
@@ -38,25 +35,11 @@ export async function withContainerStopped<T>(
   work: () => Promise<T>,
 ): Promise<T> {
   if (!options.stop || !container.running) return work();
-  let restarted = false;
-  const restart = async () => {
-    if (restarted) return;
-    restarted = true;
-    await startContainer(docker, container.id);
-    options.log(`started container ${container.name} again`);
+  const stopOptions = {
+    timeoutSeconds: options.timeoutSeconds,
+    program: "snapshotter",
+    onStopping: () => options.log(`stopping container ${container.name}`),
+    onStarted: () => options.log(`started container ${container.name} again`),
   };
-  const onSignal = (signal: NodeJS.Signals) => {
-    restart()
-      .catch((error: unknown) => process.stderr.write(`snapshotter: ${(error as Error).message}\n`))
-      .finally(() => process.exit(128 + (NUMBERS[signal] ?? 15)));
-  };
-  for (const signal of SIGNALS) process.on(signal, onSignal);
-  try {
-    options.log(`stopping container ${container.name}`);
-    await stopContainer(docker, container.id, options.timeoutSeconds);
-    return await work();
-  } finally {
-    await restart();
-    for (const signal of SIGNALS) process.off(signal, onSignal);
-  }
+  return withContainersStopped(docker, [container], stopOptions, work);
 }

@@ -1,3 +1,4 @@
+import os from "node:os";
 import Docker from "dockerode";
 import { StowageError } from "./errors.js";
 
@@ -81,5 +82,72 @@ export async function startContainer(docker: Docker, id: string): Promise<void> 
   } catch (error) {
     if ((error as { statusCode?: number }).statusCode === 304) return;
     throw new DockerError(`cannot start container ${id}: ${describe(error)}`, { cause: error });
+  }
+}
+
+export interface StoppedContainer {
+  id: string;
+  name: string;
+}
+
+export interface StopOptions {
+  /** `docker stop --time`: seconds before the engine kills it. */
+  timeoutSeconds: number;
+  /** The command's name, for the one line written when starting again fails after a signal. */
+  program: string;
+  onStopping?: (container: StoppedContainer) => void;
+  onStarted?: (container: StoppedContainer) => void;
+  /** Told when a container cannot be started again; without it, that error is thrown (after trying the rest). */
+  onStartFailed?: (container: StoppedContainer, error: Error) => void;
+  onSignal?: (signal: NodeJS.Signals) => void;
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+
+/**
+ * Run `work` with these containers stopped, and ALWAYS start them again: after success, after an
+ * error, and on SIGINT/SIGTERM/SIGHUP (then exit 128+N). A container whose stop failed half-way is
+ * started again too.
+ */
+export async function withContainersStopped<T>(
+  docker: Docker,
+  containers: readonly StoppedContainer[],
+  options: StopOptions,
+  work: () => Promise<T>,
+): Promise<T> {
+  const stopped: StoppedContainer[] = [];
+  let restarted = false;
+  const restart = async () => {
+    if (restarted) return;
+    restarted = true;
+    let failure: Error | undefined;
+    for (const container of stopped) {
+      try {
+        await startContainer(docker, container.id);
+        options.onStarted?.(container);
+      } catch (error) {
+        if (options.onStartFailed) options.onStartFailed(container, error as Error);
+        else failure ??= error as Error;
+      }
+    }
+    if (failure) throw failure;
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    options.onSignal?.(signal);
+    restart()
+      .catch((error: unknown) => process.stderr.write(`${options.program}: ${(error as Error).message}\n`))
+      .finally(() => process.exit(128 + (os.constants.signals[signal] ?? 15)));
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  try {
+    for (const container of containers) {
+      options.onStopping?.(container);
+      stopped.push(container);
+      await stopContainer(docker, container.id, options.timeoutSeconds);
+    }
+    return await work();
+  } finally {
+    await restart();
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   }
 }
