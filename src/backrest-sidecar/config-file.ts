@@ -1,7 +1,5 @@
-import { closeSync, fsyncSync, openSync, writeSync } from "node:fs";
-import { chmod, chown, readFile, rename, stat, unlink } from "node:fs/promises";
-import path from "node:path";
-import { fsyncDirectory } from "../system/atomic-write.js";
+import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { toBackrestPlan } from "./backrest-format.js";
 import type { SidecarPlan } from "./plans.js";
@@ -144,25 +142,5 @@ export function render(data: Json): string {
  * old file as it was (and no .new behind).
  */
 export async function writeConfig(file: string, text: string): Promise<void> {
-  const temp = `${file}.new`;
-  const previous = await stat(file).catch(() => undefined);
-  let renamed = false;
-  try {
-    const fd = openSync(temp, "w", 0o644);
-    try {
-      const bytes = Buffer.from(text);
-      let done = 0;
-      while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    if (previous) await chown(temp, previous.uid, previous.gid);
-    await chmod(temp, 0o644);
-    await rename(temp, file);
-    renamed = true;
-    await fsyncDirectory(path.dirname(file));
-  } finally {
-    if (!renamed) await unlink(temp).catch(() => {});
-  }
+  await writeFileAtomic(file, text, { temp: `${file}.new`, keepOwnership: true, mode: 0o644 });
 }

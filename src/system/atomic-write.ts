@@ -15,6 +15,11 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** When the file exists, give the new one the old one's uid/gid (and its mode, unless `mode` is set). */
   keepOwnership?: boolean;
+  /**
+   * A fixed temp name (e.g. `config.json.new`) instead of a random hidden one. The caller holds a
+   * lock, so one left behind by a crash is simply overwritten.
+   */
+  temp?: string;
 }
 
 /** Make a rename in this directory durable. */
@@ -62,9 +67,9 @@ export async function writeFileAtomic(
   data: AtomicWriteData,
   options: AtomicWriteOptions = {},
 ): Promise<void> {
-  const temp = tempNameFor(file);
+  const temp = options.temp ?? tempNameFor(file);
   const previous = options.keepOwnership ? await existingStat(file) : undefined;
-  const handle = await open(temp, "wx", 0o600);
+  const handle = await open(temp, options.temp ? "w" : "wx", 0o600);
   let renamed = false;
   try {
     await writeAll(handle, data);

@@ -26,6 +26,15 @@ describe("writeFileAtomic", () => {
     expect(await readdir(dir)).toEqual(["owned"]);
   });
 
+  it("uses a fixed temp name when given, overwriting one a crash left behind", async () => {
+    const dir = await scope.tempDir();
+    const file = path.join(dir, "config.json");
+    await writeFile(`${file}.new`, "stale leftover");
+    await writeFileAtomic(file, "{}\n", { temp: `${file}.new`, mode: 0o644 });
+    expect(await readFile(file, "utf8")).toBe("{}\n");
+    expect(await readdir(dir)).toEqual(["config.json"]);
+  });
+
   it("streams chunks from an async iterable", async () => {
     const file = path.join(await scope.tempDir(), "streamed");
     async function* chunks() {
