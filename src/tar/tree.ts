@@ -79,7 +79,7 @@ function* walkWith(root: string, options: TreeOptions, xattrs: Map<string, Xattr
       if (relative !== "" || options.includeRoot) {
         yield { entry: { ...base, type: "dir" }, source, relative, whiteout: false, xattrs: all };
       }
-      const names = readdirSync(source).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const names = byteOrder(readdirSync(source));
       for (const child of names) yield* visit(relative === "" ? child : `${relative}/${child}`);
       return;
     }
@@ -123,4 +123,12 @@ function* walkWith(root: string, options: TreeOptions, xattrs: Map<string, Xattr
   }
 
   yield* visit("");
+}
+
+/** Names in the byte order of their UTF-8 encoding (each name encoded once, not per comparison). */
+function byteOrder(names: string[]): string[] {
+  return names
+    .map((name) => ({ name, bytes: Buffer.from(name) }))
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
+    .map((entry) => entry.name);
 }
