@@ -7,6 +7,7 @@ import { splitCsv } from "../../src/backrest-sidecar/labels.js";
 import { planId, sanitizeId } from "../../src/backrest-sidecar/plan-id.js";
 import { buildPlans, hostPathOf, type PlanOptions } from "../../src/backrest-sidecar/plans.js";
 import type { Workload } from "../../src/backrest-sidecar/workloads.js";
+import { DB_LABELS } from "./seed-labels.js";
 
 const OPTIONS: PlanOptions = {
   prefix: "backrest_sidecar_",
@@ -24,20 +25,7 @@ const db = (extra: Partial<Workload> = {}, labels: Record<string, string> = {}):
   id: "abc",
   name: "stack-db-1",
   running: true,
-  labels: {
-    "backrest.enable": "true",
-    "backrest.repo": "default",
-    "backrest.schedule": "15 3 * * *",
-    "backrest.keep": "daily=7,weekly=4,monthly=6",
-    "backrest.paths.exclude": "/var/lib/postgresql/data/pg_wal",
-    "restic-compose-backup.volumes": "true",
-    "restic-compose-backup.quiesce": "true",
-    "backrest.pre": "sh -c 'docker stop $SELF'",
-    "backrest.post": "sh -c 'docker start $SELF'",
-    "com.docker.compose.project": "stack",
-    "com.docker.compose.service": "db",
-    ...labels,
-  },
+  labels: { ...DB_LABELS, "com.docker.compose.project": "stack", ...labels },
   mounts: [
     {
       type: "volume",

@@ -7,6 +7,7 @@ import { run } from "../../src/system/exec.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, type TestScope, useScope } from "../support/scope.js";
 import { CLI, generic, sidecar, world } from "./harness.js";
+import { DB_LABELS } from "./seed-labels.js";
 
 const GOLDEN = path.join(import.meta.dirname, "golden");
 
@@ -16,20 +17,6 @@ async function golden(name: string, actual: string): Promise<string> {
   if (process.env.STOWAGE_UPDATE_GOLDEN) await writeFile(file, actual);
   return readFile(file, "utf8");
 }
-
-/** The seed's `db` service labels. */
-const DB_LABELS = {
-  "backrest.enable": "true",
-  "backrest.repo": "default",
-  "backrest.schedule": "15 3 * * *",
-  "backrest.keep": "daily=7,weekly=4,monthly=6",
-  "backrest.paths.exclude": "/var/lib/postgresql/data/pg_wal",
-  "restic-compose-backup.volumes": "true",
-  "restic-compose-backup.quiesce": "true",
-  "backrest.pre": "sh -c 'docker stop $SELF'",
-  "backrest.post": "sh -c 'docker start $SELF'",
-  "com.docker.compose.service": "db",
-};
 
 const SEED_CONFIG = {
   repos: [

@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { chmod, copyFile, mkdir, symlink } from "node:fs/promises";
 import path from "node:path";
-import Docker from "dockerode";
+import type Docker from "dockerode";
+import { dockerClient as systemDockerClient } from "../../src/system/docker.js";
 import type { TestScope } from "./scope.js";
 
 /** A tiny image made locally from busybox-static, since no registry can be reached. */
@@ -25,7 +26,7 @@ const APPLETS = [
 ];
 
 export function dockerClient(): Docker {
-  return new Docker({ socketPath: "/var/run/docker.sock" });
+  return systemDockerClient("/var/run/docker.sock");
 }
 
 /** A minimal root filesystem: busybox-static and a few applet links in bin/, an empty tmp/. */
