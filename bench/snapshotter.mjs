@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Benchmark: `snapshotter backup` / `restore` of a tree of mixed files (a few large, thousands
-// small) against GNU `tar -cf` / `tar -xpf` of the same tree with the same metadata (--xattrs
-// --acls), alternating, median of RUNS; peak RSS (VmHWM) of each snapshotter run. SCALE_GIB sets
-// the tree size (default 1); run it at two sizes to see memory stay flat. Root, after `npm run build`.
+// Benchmark: `snapshotter backup` / `restore` against GNU `tar -cf` / `tar -xpf` of the same tree
+// with the same metadata (--xattrs --acls), alternating, median of RUNS; peak RSS (VmHWM) of each
+// snapshotter run. Two trees (TREES=mixed,small picks): "mixed", a few large files and thousands
+// of small ones, SCALE_GIB in size (default 1); "small", SMALL_FILES files of 2 KB (default
+// 100,000) in directories of 1,000, the per-file cost (mail, thumbnails, node_modules). Run at two
+// sizes to see memory stay flat. Root, after `npm run build`.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,10 +15,21 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 const CLI = path.join(ROOT, "dist/cli/snapshotter.js");
 const RUNS = Number(process.env.RUNS ?? 3);
 const SCALE = Number(process.env.SCALE_GIB ?? 1);
+const SMALL_FILES = Number(process.env.SMALL_FILES ?? 100_000);
+const TREES = (process.env.TREES ?? "mixed,small").split(",");
 const work = mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), "stowage-bench-snap-"));
 const volume = path.join(work, "volume");
 
-function makeTree() {
+function makeSmallTree() {
+  const content = randomBytes(2048);
+  for (let i = 0; i < SMALL_FILES; i++) {
+    const dir = path.join(volume, `d${Math.floor(i / 1000)}`);
+    if (i % 1000 === 0) mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, `f${i}`), content);
+  }
+}
+
+function makeMixedTree() {
   const large = Math.round(4 * SCALE);
   const chunk = randomBytes(8 * 1024 * 1024);
   mkdirSync(path.join(volume, "large"), { recursive: true });
@@ -64,8 +77,8 @@ function measure(command, args, options = {}) {
 const sync = () => measure("sync", []);
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-try {
-  makeTree();
+async function mixed() {
+  makeMixedTree();
   const config = path.join(work, "config.yml");
   writeFileSync(config, `prefix: bench\nvolumes: [${volume}]\n`);
   const ours = { backup: [], restore: [], rssBackup: [], rssRestore: [] };
@@ -99,12 +112,8 @@ try {
     await sync();
     gnu.restore.push((await measure("tar", ["--xattrs", "--acls", "-xpf", gnuArchive, "-C", work])).seconds);
   }
-  const line = (what, a, b) =>
-    console.log(
-      `${what.padEnd(8)} snapshotter ${median(a).toFixed(2)} s   GNU tar ${median(b).toFixed(2)} s   ratio ${(median(a) / median(b)).toFixed(3)}`,
-    );
   console.log(
-    `tree: ${SCALE} GiB scale (${Math.round(4 * SCALE)} x 200 MiB, ${Math.round(5000 * SCALE)} small files), ${RUNS} runs, medians`,
+    `mixed tree: ${SCALE} GiB scale (${Math.round(4 * SCALE)} x 200 MiB, ${Math.round(5000 * SCALE)} small files), ${RUNS} runs, medians`,
   );
   line("backup", ours.backup, gnu.backup);
   line("backup*", ours.backup, gnu.durable);
@@ -113,6 +122,48 @@ try {
   console.log(
     `peak RSS: backup ${Math.max(...ours.rssBackup).toFixed(0)} MiB, restore ${Math.max(...ours.rssRestore).toFixed(0)} MiB`,
   );
+  rmSync(volume, { recursive: true, force: true });
+}
+
+/** Backups only (the per-file cost is the walk, xattrs and headers), alternating with GNU tar. */
+async function small() {
+  makeSmallTree();
+  const config = path.join(work, "config.yml");
+  writeFileSync(config, `prefix: bench\nvolumes: [${volume}]\n`);
+  const archive = path.join(work, "ours.tar");
+  const gnuArchive = path.join(work, "gnu.tar");
+  const ours = { backup: [], rss: [] };
+  const gnu = { backup: [], plain: [] };
+  for (let run = 0; run < RUNS; run++) {
+    rmSync(archive, { force: true });
+    await sync();
+    const b = await measure(process.execPath, [CLI, "backup", "--config", config, "--archive", archive]);
+    ours.backup.push(b.seconds);
+    ours.rss.push(b.peak);
+    rmSync(gnuArchive, { force: true });
+    await sync();
+    gnu.backup.push(
+      (await measure("tar", ["--xattrs", "--acls", "-cf", gnuArchive, "-C", work, "volume"])).seconds,
+    );
+    rmSync(gnuArchive, { force: true });
+    await sync();
+    gnu.plain.push((await measure("tar", ["-cf", gnuArchive, "-C", work, "volume"])).seconds);
+  }
+  console.log(`small files: ${SMALL_FILES} x 2 KB in directories of 1,000, ${RUNS} runs, medians`);
+  line("backup", ours.backup, gnu.backup);
+  console.log(`         (GNU tar without --xattrs --acls: ${median(gnu.plain).toFixed(2)} s)`);
+  console.log(`peak RSS: backup ${Math.max(...ours.rss).toFixed(0)} MiB`);
+  rmSync(volume, { recursive: true, force: true });
+}
+
+const line = (what, a, b) =>
+  console.log(
+    `${what.padEnd(8)} snapshotter ${median(a).toFixed(2)} s   GNU tar ${median(b).toFixed(2)} s   ratio ${(median(a) / median(b)).toFixed(3)}`,
+  );
+
+try {
+  if (TREES.includes("mixed")) await mixed();
+  if (TREES.includes("small")) await small();
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

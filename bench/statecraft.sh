@@ -2,8 +2,10 @@
 # Benchmark: wall time of `statecraft -p DIR -- true` on seed 000's seven-path layout (bind /etc,
 # btrfs root-subvolume /var, Snapper-flat /srv + /srv/containers/foo + /srv/containers/bar,
 # fcos-release.json, podman-containers.json) on loop-device btrfs. Median of 5 after a warm-up,
-# split into the time spent in external tools (mount, btrfs, mkdir, ... as timed by `cmd`, plus
-# every cleanup action) and our own overhead (node, bash, the runner). Run as root after `npm run build`.
+# split into the time spent in external tools (mount, umount, btrfs, mkdir, ..., timed by shims put
+# first in PATH, so statecraft itself carries no timing code) and our own overhead (node, bash,
+# the runner; it includes the shims' own bash start-up, about 1 ms per call). Run as root after
+# `npm run build`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 STATECRAFT=("$(command -v node)" "$ROOT/dist/cli/statecraft.js")
@@ -44,7 +46,14 @@ printf '#!/bin/sh\necho "{\\"deployments\\":[]}"\n' > "$WORK/bin/rpm-ostree"
 printf '#!/bin/sh\necho "[]"\n' > "$WORK/bin/podman"
 printf '#!/bin/sh\nwhile [ "$1" != "--" ]; do shift; done; shift; exec "$@"\n' > "$WORK/bin/sudo"
 chmod +x "$WORK/bin/"*
-export PATH="$WORK/bin:$PATH" STATECRAFT_STATE_DIR="$WORK/state"
+# A timing shim per external tool: logs "start end tool" to $STATECRAFT_BENCH_LOG, then runs it.
+mkdir -p "$WORK/timed"
+for tool in mount umount btrfs mkdir rmdir findmnt lsblk blkid sync chown chmod; do
+    real="$(command -v "$tool")" || continue
+    printf '#!/bin/bash\ns=$EPOCHREALTIME; %q "$@"; st=$?\n[ -z "${STATECRAFT_BENCH_LOG:-}" ] || printf "%%s %%s %%s\\n" "$s" "$EPOCHREALTIME" %q >> "$STATECRAFT_BENCH_LOG"\nexit $st\n' "$real" "$tool" > "$WORK/timed/$tool"
+done
+chmod +x "$WORK/timed/"*
+export PATH="$WORK/timed:$WORK/bin:$PATH" STATECRAFT_STATE_DIR="$WORK/state"
 S="$ROOT/lib/statecraft/state-scripts"
 link() { ln -s "$S/$1" "$WORK/paths.d/$("${STATECRAFT[@]}" -e "$2").state.sh"; }
 link bind.sh "$WORK/etc"
@@ -62,7 +71,8 @@ walls=(); tools=(); startup=()
 for ((i = 0; i < RUNS; i++)); do
     log="$WORK/timing-$i"
     start=$(now)
-    STATECRAFT_TIMING_LOG="$log" "${STATECRAFT[@]}" -q -p "$WORK/paths.d" -- true
+    touch "$log"
+    STATECRAFT_BENCH_LOG="$log" "${STATECRAFT[@]}" -q -p "$WORK/paths.d" -- true
     end=$(now)
     walls+=("$(echo "$end - $start" | bc)")
     tools+=("$(awk '{s += $2 - $1} END {printf "%.4f", s}' "$log")")

@@ -5,7 +5,9 @@
 # the run with it, and so every mount: nothing can keep the namespace alive after a crash.
 # Sets up every path with its state script, runs COMMAND in the assembled target directory, and
 # always replays the cleanup journal. Environment: LIB_DIR RUN_ID RUN_DIR TARGET_DIR SCRIPTS_DIR
-# QUIET VERBOSE SELINUX STATECRAFT_JOURNAL STATECRAFT_TARGET_TMPFS STATECRAFT_GRACE.
+# QUIET VERBOSE SELINUX STATECRAFT_JOURNAL STATECRAFT_TARGET_TMPFS STATECRAFT_GRACE. fd 3 is the
+# lifeline to the statecraft command; fd 4 holds the paths dir's lock (kept here, in PID 1 of the
+# run, until the run is gone; never passed on to the scripts or the command).
 set -u
 # shellcheck source=include/statecraft.sh
 source "$LIB_DIR/include/statecraft.sh"
@@ -41,7 +43,7 @@ on_signal() {
     # Bounded wait: the child gets STATECRAFT_GRACE seconds, then SIGKILL. (From "/", so this
     # helper never keeps the target directory busy.)
     [ -n "$KILLER" ] || {
-        (cd / && sleep "${STATECRAFT_GRACE:-30}"; kill -KILL -- "-$CHILD" 2> /dev/null; kill -KILL "$CHILD" 2> /dev/null) 3<&- &
+        (cd / && sleep "${STATECRAFT_GRACE:-30}"; kill -KILL -- "-$CHILD" 2> /dev/null; kill -KILL "$CHILD" 2> /dev/null) 3<&- 4<&- &
         KILLER=$!
     }
 }
@@ -52,7 +54,7 @@ trap 'on_signal TERM 15' TERM
 # fd 3 is a pipe from the statecraft command: end of file means it died; tear down then.
 WATCHDOG=""
 if { true <&3; } 2> /dev/null; then
-    (while read -r -u 3 _; do :; done; kill -TERM $$ 2> /dev/null) &
+    (while read -r -u 3 _; do :; done; kill -TERM $$ 2> /dev/null) 4<&- &
     WATCHDOG=$!
 fi
 
@@ -98,7 +100,7 @@ for i in "${!PATHS[@]}"; do
             exit 1
         fi
         setup_path "$id"
-    ) 3<&- < /dev/null &
+    ) 3<&- 4<&- < /dev/null &
     CHILD=$!
     wait_child
     if [ "$CHILD_STATUS" -ne 0 ]; then
@@ -116,7 +118,7 @@ if ! type -t -- "${COMMAND[0]}" > /dev/null; then
 fi
 # The command gets its own process group, so a signal reaches everything it started.
 set -m
-LC_ALL=C.UTF-8 "${COMMAND[@]}" 3<&- &
+LC_ALL=C.UTF-8 "${COMMAND[@]}" 3<&- 4<&- &
 CHILD=$!
 CHILD_GROUP=yes
 set +m

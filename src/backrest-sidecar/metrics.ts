@@ -1,5 +1,6 @@
 import http from "node:http";
 import { Counter, Registry } from "prom-client";
+import { parseHostPort } from "../system/address.js";
 
 /** Prometheus counters (`--metrics-listen`): plans, changes, errors, skipped. */
 export class SidecarMetrics {
@@ -38,11 +39,9 @@ export class SidecarMetrics {
     this.skipped.inc(result.skipped);
   }
 
-  /** Serve /metrics on host:port. */
+  /** Serve /metrics on host:port (`:port`: every address; `[::1]:port` for IPv6). */
   listen(address: string): Promise<http.Server> {
-    const at = address.lastIndexOf(":");
-    const host = at > 0 ? address.slice(0, at) : "0.0.0.0";
-    const port = Number(address.slice(at + 1));
+    const { host, port } = parseHostPort(address, "--metrics-listen");
     const server = http.createServer(async (req, res) => {
       if (req.url !== "/metrics") {
         res.writeHead(404).end();

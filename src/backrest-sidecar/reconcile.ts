@@ -2,6 +2,7 @@ import { constants } from "node:fs";
 import { access } from "node:fs/promises";
 import path from "node:path";
 import type Docker from "dockerode";
+import { engineCall } from "../system/docker.js";
 import { ConfigError } from "../system/errors.js";
 import { run } from "../system/exec.js";
 import { withLock } from "../system/lock.js";
@@ -41,7 +42,9 @@ async function applyChange(docker: Docker, options: ReconcileOptions, log: Logge
     log.info({ action: "apply.reload", command: options.reloadCmd }, "reload command ran");
     return;
   }
-  await docker.getContainer(options.backrestContainer).restart();
+  await engineCall(docker, `restart container ${options.backrestContainer}`, () =>
+    docker.getContainer(options.backrestContainer).restart(),
+  );
   log.info({ action: "apply.restart", container: options.backrestContainer }, "Backrest restarted");
 }
 
@@ -156,7 +159,7 @@ export async function reconcile(
       `cannot write in ${path.dirname(options.config)}: ${(error as Error).message}; config left as it is`,
     );
   }
-  return withLock(options.config, work, { timeoutMs: 60_000, staleMs: 10_000 });
+  return withLock(`${options.config}.lock`, work, { timeoutMs: 60_000, pidFile: true });
 }
 
 function snake(result: Omit<ReconcileResult, "status">): Record<string, number> {

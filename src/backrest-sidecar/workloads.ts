@@ -1,4 +1,5 @@
 import type Docker from "dockerode";
+import { engineCall } from "../system/docker.js";
 import { LABEL, splitCsv } from "./labels.js";
 
 export interface WorkloadMount {
@@ -22,10 +23,12 @@ export interface Workload {
  * `key=value`): reconcile asks for backrest.enable=true; backup-once reads any container's rcb labels.
  */
 export async function listWorkloads(docker: Docker, labels: readonly string[]): Promise<Workload[]> {
-  const containers = await docker.listContainers({
-    all: true,
-    ...(labels.length > 0 ? { filters: { label: [...labels] } } : {}),
-  });
+  const containers = await engineCall(docker, "list containers", () =>
+    docker.listContainers({
+      all: true,
+      ...(labels.length > 0 ? { filters: { label: [...labels] } } : {}),
+    }),
+  );
   return containers
     .map((c) => ({
       id: c.Id,

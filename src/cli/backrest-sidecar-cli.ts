@@ -1,9 +1,10 @@
 import path from "node:path";
 import type { Command } from "commander";
-import type { BackupOnceOptions } from "../backrest-sidecar/backup-once.js";
+import type { SidecarMetrics } from "../backrest-sidecar/metrics.js";
 import type { ReconcileOptions } from "../backrest-sidecar/reconcile.js";
 import { ConfigError } from "../system/errors.js";
 import { createLogger } from "../system/log.js";
+import { output } from "./output.js";
 import { newProgram, parseSeconds } from "./program.js";
 
 interface Flags {
@@ -38,40 +39,46 @@ function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-function common(command: Command): Command {
+/** Every subcommand: which engine, which containers, how their mounts are seen from here. */
+function engineFlags(command: Command): Command {
   return command
-    .option(
-      "--config <file>",
-      "Backrest's config.json [env BACKREST_CONFIG, default /etc/backrest/config.json]",
-    )
     .option("--docker-sock <path>", "Docker API socket [env DOCKER_HOST, default /var/run/docker.sock]")
     .option("--docker-root <dir>", "Docker's data root (volumes live in <root>/volumes)", "/var/lib/docker")
     .option(
       "--volume-prefix <dir>",
       "where named volumes are on this host [env BACKREST_VOLUME_PREFIX, default <docker-root>/volumes]",
     )
-    .option("--default-repo <id>", "repository for plans without backrest.repo (default: the config's first)")
-    .option("--default-schedule <cron>", "schedule for plans without backrest.schedule", "0 2 * * *")
-    .option(
-      "--default-retention <spec>",
-      "keep spec for plans without backrest.keep [env BACKREST_DEFAULT_RETENTION, default daily=7,weekly=4]",
-    )
-    .option(
-      "--plan-id-prefix <prefix>",
-      "prefix of every plan id the sidecar owns [env BACKREST_PLAN_ID_PREFIX, default backrest_sidecar_]",
-    )
     .option("--exclude-bind-mounts", "back up named volumes only")
-    .option("--include-project-name", "plan id and paths include the compose project")
+    .option("--include-project-name", "plan ids and paths include the compose project")
     .option(
       "--only-label <key[=value]>",
       "only containers that also carry this label (repeatable)",
       collect,
       [],
+    )
+    .option(
+      "--default-retention <spec>",
+      "keep spec for workloads without backrest.keep [env BACKREST_DEFAULT_RETENTION, default daily=7,weekly=4]",
+    );
+}
+
+/** reconcile, daemon and status: the Backrest config and how plans are made. */
+function planFlags(command: Command): Command {
+  return engineFlags(command)
+    .option(
+      "--config <file>",
+      "Backrest's config.json [env BACKREST_CONFIG, default /etc/backrest/config.json]",
+    )
+    .option("--default-repo <id>", "repository for plans without backrest.repo (default: the config's first)")
+    .option("--default-schedule <cron>", "schedule for plans without backrest.schedule", "0 2 * * *")
+    .option(
+      "--plan-id-prefix <prefix>",
+      "prefix of every plan id the sidecar owns [env BACKREST_PLAN_ID_PREFIX, default backrest_sidecar_]",
     );
 }
 
 function reconcileFlags(command: Command): Command {
-  return common(command)
+  return planFlags(command)
     .option("--apply", "restart --backrest-container when the config changed")
     .option("--backrest-container <name>", "the Backrest container to restart", "backrest")
     .option("--reload-cmd <command>", "run this (sh -c) instead of restarting Backrest")
@@ -80,21 +87,29 @@ function reconcileFlags(command: Command): Command {
     .option("--metrics-listen <host:port>", "serve Prometheus counters at /metrics");
 }
 
-/** Flags beat environment variables, which beat defaults. */
+/** The same defaults for every subcommand: flags beat environment variables, which beat defaults. */
+function volumePrefix(flags: Flags): string {
+  return (
+    flags.volumePrefix ?? process.env.BACKREST_VOLUME_PREFIX ?? path.posix.join(flags.dockerRoot, "volumes")
+  );
+}
+
+function defaultRetention(flags: Flags): string {
+  return flags.defaultRetention ?? process.env.BACKREST_DEFAULT_RETENTION ?? "daily=7,weekly=4";
+}
+
 function reconcileOptions(flags: Flags): ReconcileOptions {
   const env = process.env;
-  const volumePrefix =
-    flags.volumePrefix ?? env.BACKREST_VOLUME_PREFIX ?? path.posix.join(flags.dockerRoot, "volumes");
   return {
     config: flags.config ?? env.BACKREST_CONFIG ?? "/etc/backrest/config.json",
     plan: {
       prefix: flags.planIdPrefix ?? env.BACKREST_PLAN_ID_PREFIX ?? "backrest_sidecar_",
       includeProject: Boolean(flags.includeProjectName),
       excludeBindMounts: Boolean(flags.excludeBindMounts),
-      volumePrefix,
+      volumePrefix: volumePrefix(flags),
       defaultRepo: flags.defaultRepo,
       defaultSchedule: flags.defaultSchedule,
-      defaultRetention: flags.defaultRetention ?? env.BACKREST_DEFAULT_RETENTION ?? "daily=7,weekly=4",
+      defaultRetention: defaultRetention(flags),
     },
     dryRun: Boolean(flags.dryRun),
     apply: Boolean(flags.apply),
@@ -120,23 +135,33 @@ async function docker(flags: Flags) {
   return dockerClient(flags.dockerSock);
 }
 
-async function metricsFor(flags: Flags) {
-  if (!flags.metricsListen) return undefined;
+/** The metrics server, if asked for; closed when the command is done. */
+async function withMetrics<T>(
+  flags: Flags,
+  work: (metrics: SidecarMetrics | undefined) => Promise<T>,
+): Promise<T> {
+  if (!flags.metricsListen) return work(undefined);
   const { SidecarMetrics } = await import("../backrest-sidecar/metrics.js");
   const metrics = new SidecarMetrics();
-  await metrics.listen(flags.metricsListen);
-  return metrics;
+  const server = await metrics.listen(flags.metricsListen);
+  try {
+    return await work(metrics);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
   const log = createLogger({ name: "backrest-sidecar", pretty: false });
+  const { print } = output("backrest-sidecar");
   let status = 0;
   const program = newProgram(
     "backrest-sidecar",
     "Docker labels -> Backrest plans; a daemon on Docker events; one-shot backups with quiesce and per-workload retention.",
   ).addHelpText(
     "after",
-    "\nExit status: 0 config written, 2 nothing to change (or --dry-run), 3 some containers failed, 1 fatal.",
+    "\nExit status: 0 done, 2 nothing to change (or --dry-run), 3 some containers or workloads failed, 1 fatal.",
   );
 
   reconcileFlags(
@@ -145,9 +170,11 @@ export async function main(argv: string[]): Promise<number> {
       .description("upsert the labelled containers' plans once (the default)"),
   ).action(async (flags: Flags) => {
     const { reconcile } = await import("../backrest-sidecar/reconcile.js");
-    const metrics = await metricsFor(flags);
-    status = (await reconcile(await docker(flags), reconcileOptions(flags), log, metrics)).status;
-    if (metrics) process.exit(status);
+    const client = await docker(flags);
+    status = await withMetrics(
+      flags,
+      async (metrics) => (await reconcile(client, reconcileOptions(flags), log, metrics)).status,
+    );
   });
 
   reconcileFlags(
@@ -159,18 +186,14 @@ export async function main(argv: string[]): Promise<number> {
     .option("--with-events", "also reconcile shortly after container create/destroy/start/die/rename")
     .action(async (flags: Flags) => {
       const { runDaemon } = await import("../backrest-sidecar/daemon.js");
-      const metrics = await metricsFor(flags);
-      status = await runDaemon(
-        await docker(flags),
-        reconcileOptions(flags),
-        { intervalMs: parseInterval(flags.interval), withEvents: Boolean(flags.withEvents) },
-        log,
-        metrics,
+      const client = await docker(flags);
+      const timing = { intervalMs: parseInterval(flags.interval), withEvents: Boolean(flags.withEvents) };
+      status = await withMetrics(flags, (metrics) =>
+        runDaemon(client, reconcileOptions(flags), timing, log, metrics),
       );
-      process.exit(status);
     });
 
-  common(
+  engineFlags(
     program
       .command("backup-once")
       .description("stop quiesced containers, back up, start them again, forget per backrest.keep"),
@@ -191,28 +214,50 @@ export async function main(argv: string[]): Promise<number> {
     .action(async (flags: Flags) => {
       const { backupOnce } = await import("../backrest-sidecar/backup-once.js");
       const { listWorkloads } = await import("../backrest-sidecar/workloads.js");
+      const { interruptible } = await import("../system/signals.js");
       const client = await docker(flags);
-      const options: BackupOnceOptions = {
-        quiesceLabel: flags.quiesceLabel,
-        stopTimeoutSeconds: parseSeconds(flags.stopTimeout, "--stop-timeout"),
-        excludeBindMounts: Boolean(flags.excludeBindMounts),
-        includeProject: Boolean(flags.includeProjectName),
-        rcbImage: flags.rcbImage,
-        rcbEnvFile: flags.rcbEnvFile,
-        rcbNetwork: flags.rcbNetwork,
-        volumesRoot: flags.volumesRoot,
-      };
-      status = await backupOnce(client, await listWorkloads(client, flags.onlyLabel), options, log);
+      const stopTimeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
+      const workloads = await listWorkloads(client, flags.onlyLabel);
+      const onSignal = (signal: NodeJS.Signals, first: boolean) =>
+        log.warn(
+          { action: "backup.signal", signal },
+          first ? "stopping: restic is stopped, quiesced containers are started again" : "already stopping",
+        );
+      const result = await interruptible(
+        (signal) =>
+          backupOnce(
+            client,
+            workloads,
+            {
+              quiesceLabel: flags.quiesceLabel,
+              stopTimeoutSeconds,
+              excludeBindMounts: Boolean(flags.excludeBindMounts),
+              includeProject: Boolean(flags.includeProjectName),
+              rcbImage: flags.rcbImage,
+              rcbEnvFile: flags.rcbEnvFile,
+              rcbNetwork: flags.rcbNetwork,
+              volumesRoot: flags.volumesRoot,
+              volumePrefix: volumePrefix(flags),
+              defaultRetention: defaultRetention(flags),
+              signal,
+            },
+            log,
+          ),
+        onSignal,
+      );
+      for (const failed of result.results.filter((r) => !r.ok))
+        print(`failed: ${failed.workload}: ${failed.error}`);
+      status = result.status;
     });
 
-  common(
+  planFlags(
     program.command("status").description("each labelled container, its plan id, and why a plan was skipped"),
   )
     .option("--json", "machine-readable output")
     .action(async (flags: Flags & { json?: boolean }) => {
       const { sidecarStatus, formatStatus } = await import("../backrest-sidecar/status.js");
       const rows = await sidecarStatus(await docker(flags), reconcileOptions(flags));
-      process.stdout.write(flags.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatStatus(rows)}\n`);
+      print(flags.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
     });
 
   await program.parseAsync(argv, { from: "user" });

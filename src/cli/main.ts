@@ -14,7 +14,7 @@ export async function runMain(name: string, main: (argv: string[]) => Promise<nu
       process.exitCode = fromCommander;
       return;
     }
-    process.stderr.write(`${name}: ${describeError(error)}\n`);
+    for (const line of describeError(error).split("\n")) process.stderr.write(`${name}: ${line}\n`);
     if (process.env.STOWAGE_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
     process.exitCode = exitCodeFor(error);
   }

@@ -6,6 +6,7 @@ import { type ServerOptions, startServer } from "../rest-server/server.js";
 import { parseSize } from "../rest-server/size.js";
 import { ConfigError } from "../system/errors.js";
 import { createLogger } from "../system/log.js";
+import { output } from "./output.js";
 import { newProgram, parseSeconds } from "./program.js";
 
 interface Flags {
@@ -131,11 +132,12 @@ export async function main(argv: string[]): Promise<number> {
     await unmount().catch(() => {});
     throw error;
   }
-  process.stdout.write(`rest-server listening on ${server.url}\n`);
-  if (!server.url.startsWith("unix:")) {
-    process.stdout.write(`use it with: restic -r rest:${server.url}/<name>/ init\n`);
-  }
-  return waitForShutdown(server, unmount, log);
+  // Signals are handled before anyone is told where to connect.
+  const stopped = waitForShutdown(server, unmount, log);
+  const { print } = output("rest-server");
+  print(`rest-server listening on ${server.url}`);
+  if (!server.url.startsWith("unix:")) print(`use it with: restic -r rest:${server.url}/<name>/ init`);
+  return stopped;
 }
 
 function waitForShutdown(

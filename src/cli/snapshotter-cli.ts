@@ -6,7 +6,9 @@ import { checkConfig, loadConfig, type SnapshotConfig } from "../snapshotter/con
 import { formatListing, listArchive } from "../snapshotter/list.js";
 import { progressMeter, treeBytes } from "../snapshotter/progress.js";
 import { restore } from "../snapshotter/restore.js";
-import { ConfigError } from "../system/errors.js";
+import { asTarFailure, ConfigError } from "../system/errors.js";
+import { interruptible } from "../system/signals.js";
+import { output } from "./output.js";
 import { newProgram, parseSeconds } from "./program.js";
 
 const DEFAULT_CONFIG = "/config.yml";
@@ -22,13 +24,7 @@ interface RunFlags {
   appendOnly?: boolean;
 }
 
-function print(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function warn(line: string): void {
-  process.stderr.write(`snapshotter: warning: ${line}\n`);
-}
+const { print, warn } = output("snapshotter");
 
 /**
  * The prefix and volumes: from config.yml (default /config.yml; in host mode only with --config),
@@ -72,7 +68,11 @@ async function hostContainer(nameOrId: string) {
   return { docker, container: await inspectContainer(docker, nameOrId), host };
 }
 
-async function runBackup(flags: RunFlags): Promise<void> {
+/**
+ * Exit 0: everything saved exactly. 1 (as GNU tar): saved, but some files changed or vanished
+ * while they were read (each was named in a warning); the archive is valid.
+ */
+async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> {
   const config = await settings(flags);
   const meter = progressMeter("backup");
   const run = async (volumes: VolumeSource[]) => {
@@ -84,6 +84,7 @@ async function runBackup(flags: RunFlags): Promise<void> {
       appendOnly: Boolean(flags.appendOnly),
       warn,
       onBytes: meter.onBytes,
+      signal,
     });
     meter.finish();
     for (const volume of outcome.volumes)
@@ -98,20 +99,24 @@ async function runBackup(flags: RunFlags): Promise<void> {
           `Run 'snapshotter compact --archive FILE' where the archive is a plain file to drop it.`,
       );
     }
+    if (outcome.changedFiles === 0) return 0;
+    warn(
+      `${outcome.changedFiles} file(s) changed or vanished while being read (named above); ` +
+        "the archive is valid and holds them as they were read (exit 1, as GNU tar)",
+    );
+    return 1;
   };
-  if (flags.container === undefined) {
-    await run((config.volumes ?? []).map((target) => ({ target, path: target })));
-    return;
-  }
+  if (flags.container === undefined)
+    return run((config.volumes ?? []).map((target) => ({ target, path: target })));
   const { docker, container, host } = await hostContainer(flags.container);
   const volumes = host.hostVolumes(container, config.volumes);
   if (volumes.length === 0) throw new ConfigError(`container ${container.name} has no mounts to save`);
   const timeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
-  const stop = { stop: Boolean(flags.stop), timeoutSeconds, log: print };
-  await host.withContainerStopped(docker, container, stop, () => run(volumes));
+  const stop = { stop: Boolean(flags.stop), timeoutSeconds, log: print, signal };
+  return host.withContainerStopped(docker, container, stop, () => run(volumes));
 }
 
-async function runRestore(flags: RunFlags): Promise<void> {
+async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
   const config = await settings(flags);
   const meter = progressMeter("restore");
   const restoreWith = async (resolve: (target: string) => string) => {
@@ -123,6 +128,7 @@ async function runRestore(flags: RunFlags): Promise<void> {
       warn,
       onBytes: meter.onBytes,
       onTotal: meter.setTotal,
+      signal,
     });
     meter.finish();
     for (const volume of restored) {
@@ -137,13 +143,25 @@ async function runRestore(flags: RunFlags): Promise<void> {
   }
   const { docker, container, host } = await hostContainer(flags.container);
   const timeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
-  const stop = { stop: Boolean(flags.stop), timeoutSeconds, log: print };
+  const stop = { stop: Boolean(flags.stop), timeoutSeconds, log: print, signal };
   await host.withContainerStopped(docker, container, stop, () =>
     restoreWith((target) => host.hostPath(container, target)),
   );
 }
 
+/** snapshotter exits like GNU tar: 0 done, 1 done but some files changed while read, 2 failed. */
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await commands(argv);
+  } catch (error) {
+    throw asTarFailure(error);
+  }
+}
+
+async function commands(argv: string[]): Promise<number> {
+  let status = 0;
+  const stopping = (signal: NodeJS.Signals, first: boolean) =>
+    warn(first ? `${signal}: stopping at the next safe point` : `${signal}: already stopping`);
   const program = newProgram(
     "snapshotter",
     "Save every volume of a container into an appendable tar under a prefix, and restore it.",
@@ -157,7 +175,9 @@ export async function main(argv: string[]): Promise<number> {
       ),
   )
     .option("--append-only", "keep the previous copy of the prefix too (restore uses the newest)")
-    .action((flags: RunFlags) => runBackup(flags));
+    .action(async (flags: RunFlags) => {
+      status = await interruptible((signal) => runBackup(flags, signal), stopping);
+    });
 
   runOptions(
     program
@@ -167,7 +187,7 @@ export async function main(argv: string[]): Promise<number> {
           "A directory volume is emptied first: files not in the backup are removed (as the original does); " +
           "a file volume is rewritten in place; a missing target is created",
       ),
-  ).action((flags: RunFlags) => runRestore(flags));
+  ).action((flags: RunFlags) => interruptible((signal) => runRestore(flags, signal), stopping));
 
   program
     .command("init")
@@ -200,6 +220,12 @@ export async function main(argv: string[]): Promise<number> {
       );
     });
 
+  program.addHelpText(
+    "after",
+    "\nExit status (as GNU tar): 0 done; 1 done, but some files changed or vanished while read (named in\n" +
+      "warnings; the archive is valid); 2 failed, nothing of the new copy is in the archive; 75 the archive\n" +
+      "is busy (another writer); 128+N stopped by signal N at a safe point.",
+  );
   await program.parseAsync(argv, { from: "user" });
-  return 0;
+  return status;
 }

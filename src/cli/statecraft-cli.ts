@@ -6,6 +6,7 @@ import { recoveryProblems } from "../statecraft/recovery-report.js";
 import { runState } from "../statecraft/run.js";
 import { discoverScripts, resolvePathsDir } from "../statecraft/scripts.js";
 import { ConfigError, ERROR_EXIT_CODES, UsageError } from "../system/errors.js";
+import { output } from "./output.js";
 import { newProgram, parseSeconds } from "./program.js";
 import { VERSION } from "./version.js";
 
@@ -51,9 +52,7 @@ function program() {
     .allowExcessArguments(true);
 }
 
-function print(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
+const { print, warn, error } = output("statecraft");
 
 function escapeMode(flags: Flags): number | undefined {
   try {
@@ -76,9 +75,8 @@ async function inspect(flags: Flags, pathsDir: string): Promise<number> {
   }
   let failed = false;
   for (const check of await Promise.all(scripts.map((script) => checkScript(script, libDir())))) {
-    for (const warning of check.warnings)
-      process.stderr.write(`statecraft: warning: ${check.script.file} ${warning}\n`);
-    for (const error of check.errors) process.stderr.write(`statecraft: ${check.script.file} ${error}\n`);
+    for (const warning of check.warnings) warn(`${check.script.file} ${warning}`);
+    for (const problem of check.errors) error(`${check.script.file} ${problem}`);
     failed ||= check.errors.length > 0;
   }
   if (!failed && !flags.quiet) print(`${scripts.length} state script(s) OK`);

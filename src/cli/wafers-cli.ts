@@ -6,6 +6,7 @@ import { removeWafer } from "../wafers/remove.js";
 import { stack } from "../wafers/stack.js";
 import { checkRoot, WaferStore } from "../wafers/store.js";
 import { unstack } from "../wafers/unstack.js";
+import { output } from "./output.js";
 import { newProgram } from "./program.js";
 
 interface GlobalFlags {
@@ -13,13 +14,7 @@ interface GlobalFlags {
   stacks?: string;
 }
 
-function print(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function warn(line: string): void {
-  process.stderr.write(`wafers: warning: ${line}\n`);
-}
+const { print, warn, error } = output("wafers");
 
 /** Flags beat the environment, which beats the original's defaults. */
 function roots(program: Command): { store: WaferStore; stacks: string } {
@@ -58,7 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       const reports = await withStoreLock(store, () => unstack(store, stacks, names));
       for (const report of reports) {
         if (report.ok) print(report.message);
-        else process.stderr.write(`wafers: ${report.name}: ${report.message}\n`);
+        else error(`${report.name}: ${report.message}`);
       }
       if (reports.some((report) => !report.ok)) status = 1;
     });

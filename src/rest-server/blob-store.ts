@@ -111,9 +111,15 @@ export class BlobStore {
   private async listDataFiles(dir: string): Promise<string[]> {
     const subdirs = (await readdir(dir)).filter((name) => /^[0-9a-f]{2}$/.test(name));
     const nested = await Promise.all(
-      subdirs.map(async (sub) =>
-        (await readdir(path.join(dir, sub)).catch(() => [])).map((n) => `${sub}/${n}`),
-      ),
+      subdirs.map(async (sub) => {
+        // A data/XX directory removed meanwhile holds nothing; any other failure fails the listing
+        // (an incomplete list would make restic think packs are gone).
+        const names = await readdir(path.join(dir, sub)).catch((error: unknown) => {
+          if (isMissing(error)) return [];
+          throw error;
+        });
+        return names.map((n) => `${sub}/${n}`);
+      }),
     );
     return nested.flat();
   }
@@ -190,7 +196,11 @@ async function statAll(dir: string, files: readonly string[]): Promise<ListEntry
   const worker = async () => {
     for (let index = next++; index < files.length; index = next++) {
       const file = files[index] as string;
-      const info = await stat(path.join(dir, file)).catch(() => undefined);
+      // A blob deleted between readdir and stat is simply not listed; any other failure fails it.
+      const info = await stat(path.join(dir, file)).catch((error: unknown) => {
+        if (isMissing(error)) return undefined;
+        throw error;
+      });
       entries[index] = { name: path.basename(file), size: info?.size ?? -1 };
     }
   };

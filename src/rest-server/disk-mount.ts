@@ -4,7 +4,7 @@ import { devicesWithUuid } from "../system/blkid.js";
 import { ConfigError, MountError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { mount, umount } from "../system/mount.js";
-import { isMountpoint } from "../system/mountinfo.js";
+import { isMountPoint } from "../system/mountinfo.js";
 
 /** The gokrazy wrapper's disk (seed 002): MNT_SOURCE, MNT_TARGET, MNT_FSTYPE, MNT_DATA. */
 export interface DiskSpec {
@@ -80,7 +80,7 @@ export function mountOptions(data: string | undefined, devices: readonly string[
  */
 export async function mountDisk(spec: DiskSpec, log: Logger): Promise<() => Promise<void>> {
   await mkdir(spec.target, { recursive: true });
-  if (await isMountpoint(spec.target)) {
+  if (await isMountPoint(spec.target)) {
     log.warn({ action: "mount", target: spec.target }, "target is already a mount point; using it as it is");
     return async () => {};
   }

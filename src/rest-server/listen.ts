@@ -1,3 +1,4 @@
+import { parseHostPort } from "../system/address.js";
 import { ConfigError } from "../system/errors.js";
 
 export type ListenTarget =
@@ -17,13 +18,11 @@ export function parseListen(value: string): ListenTarget {
       throw new ConfigError(`--listen ${value}: the unix socket path must be absolute`);
     return { kind: "unix", path };
   }
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value);
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) {
-    throw new ConfigError(`--listen ${value}: expected host:port, :port or unix:/path`);
+  try {
+    return { kind: "tcp", ...parseHostPort(value, "--listen") };
+  } catch {
+    throw new ConfigError(`--listen ${value}: expected host:port, :port, [ipv6]:port or unix:/path`);
   }
-  const host = match[1] ?? match[2];
-  return { kind: "tcp", host: host === "" ? undefined : host, port };
 }
 
 /** systemd socket activation: exactly one socket passed to this very process, else none. */

@@ -1,13 +1,14 @@
-import { mkdir, readFile, rm } from "node:fs/promises";
+import type { Stats } from "node:fs";
+import { lstat, mkdir, readFile, rm } from "node:fs/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import type { Duplex, Writable } from "node:stream";
+import type { Duplex } from "node:stream";
 import type { SecureContextOptions } from "node:tls";
-import { ConfigError } from "../system/errors.js";
+import { ConfigError, isErrno } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
-import { combinedLogLine, openAccessLog } from "./access-log.js";
+import { type AccessLog, combinedLogLine, openAccessLog } from "./access-log.js";
 import { BlobStore } from "./blob-store.js";
 import { createHandler, requestUser } from "./handler.js";
 import { type ListenTarget, parseListen, socketFromSystemd } from "./listen.js";
@@ -78,6 +79,20 @@ async function quotaLimits(options: ServerOptions): Promise<QuotaLimits | undefi
   return any ? limits : undefined;
 }
 
+/** A socket left at the path (by an earlier run) is removed; anything else there is an error. */
+async function removeStaleSocket(file: string): Promise<void> {
+  let info: Stats;
+  try {
+    info = await lstat(file);
+  } catch (error) {
+    if (isErrno(error, "ENOENT")) return;
+    throw error;
+  }
+  if (!info.isSocket())
+    throw new ConfigError(`--listen unix:${file}: ${file} exists and is not a socket; not removing it`);
+  await rm(file, { force: true });
+}
+
 function listenOn(server: http.Server, target: ListenTarget): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -100,7 +115,7 @@ function baseUrl(server: http.Server, tls: boolean): { url: string; address: Add
   return { url: `${tls ? "https" : "http"}://${host}:${address.port}`, address };
 }
 
-function attachAccessLog(server: http.Server, sink: Writable): void {
+function attachAccessLog(server: http.Server, sink: AccessLog): void {
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const started = new Date();
     res.on("finish", () => {
@@ -159,7 +174,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
         handler,
       )
     : http.createServer(serverOptions, handler);
-  if (options.log) attachAccessLog(server, openAccessLog(options.log));
+  if (options.log) attachAccessLog(server, await openAccessLog(options.log, log));
   // node:http hands CONNECT to a 'connect' listener and, without one, drops the connection unanswered.
   server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
     socket.on("error", () => {});
@@ -168,7 +183,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     );
   });
 
-  if (target.kind === "unix") await rm(target.path, { force: true });
+  if (target.kind === "unix") await removeStaleSocket(target.path);
   await listenOn(server, target);
   const { url, address } = baseUrl(server, options.tls);
   log.info(
@@ -195,7 +210,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
-      if (target.kind === "unix") await rm(target.path, { force: true });
+      if (target.kind === "unix") await removeStaleSocket(target.path).catch(() => {});
       log.info({ action: "shutdown" }, "rest-server stopped");
     },
   };

@@ -1,7 +1,6 @@
 import { closeSync, openSync, readSync } from "node:fs";
-import { realpath, stat, writeFile } from "node:fs/promises";
+import { stat, writeFile } from "node:fs/promises";
 import { ConfigError, isErrno } from "../system/errors.js";
-import { findMount, readMountinfo } from "../system/mountinfo.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { type ArchiveScan, type Member, scanArchive } from "../tar/reader.js";
 import { type ArchiveMap, mapArchive } from "./archive-map.js";
@@ -22,7 +21,7 @@ export async function initArchive(file: string): Promise<void> {
 /** Scan an archive (every header checked) and map its prefixes. `create` makes a missing one. */
 export async function openArchive(
   file: string,
-  options: { create: boolean },
+  options: { create: boolean; signal?: AbortSignal },
 ): Promise<{ scan: ArchiveScan; map: ArchiveMap }> {
   try {
     const info = await stat(file);
@@ -33,14 +32,8 @@ export async function openArchive(
     if (!options.create) throw new ConfigError(`archive ${file} does not exist`);
     await initArchive(file);
   }
-  const scan = scanArchive(file);
+  const scan = await scanArchive(file, options.signal);
   return { scan, map: mapArchive(scan.members) };
-}
-
-/** Is this file itself a mount point (a single file bind-mounted into a container)? */
-export async function isMountPoint(file: string): Promise<boolean> {
-  const real = await realpath(file);
-  return findMount(await readMountinfo(), real) !== undefined;
 }
 
 /** A small member's content as text (an index file). */

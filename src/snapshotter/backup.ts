@@ -2,13 +2,17 @@ import { stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
-import { withLock } from "../system/lock.js";
+import { type HeldLock, withLock } from "../system/lock.js";
+import { isMountPoint } from "../system/mountinfo.js";
+import { TimeSlice } from "../system/signals.js";
 import { appendToArchive } from "../tar/append.js";
-import { ArchiveWriter, type WriteItem } from "../tar/archive-writer.js";
+import { TreeArchiver } from "../tar/archive-tree.js";
+import { ArchiveWriter } from "../tar/archive-writer.js";
 import { END_OF_ARCHIVE, type TarEntry } from "../tar/header.js";
+import { type ByteString, bytesOf } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
-import { walkTree } from "../tar/tree.js";
-import { isMountPoint, openArchive } from "./archive-file.js";
+import { type ArchiveItem, LiveChanges, walkTree } from "../tar/tree.js";
+import { openArchive } from "./archive-file.js";
 import { type ArchiveMap, cleanName } from "./archive-map.js";
 import { copyRanges, keptRanges } from "./ranges.js";
 import { INDEX_NAME, renderIndex, type VolumeRecord, volumeId } from "./volume-index.js";
@@ -28,13 +32,20 @@ export interface BackupOptions {
   warn: (message: string) => void;
   /** Called with every chunk's size as the archive is written. */
   onBytes?: (bytes: number) => void;
+  /** Aborting stops the backup at a safe point: nothing of the new copy becomes visible. */
+  signal?: AbortSignal;
+  /** How long to wait for another writer of the archive (default 10 minutes). */
+  lockTimeoutMs?: number;
 }
 
-export type BackupOutcome =
-  | { kind: "appended"; volumes: VolumeRecord[] }
-  | { kind: "replaced"; volumes: VolumeRecord[] }
-  /** The archive could not be replaced (a bind-mounted file): a new copy was appended instead. */
-  | { kind: "superseded"; volumes: VolumeRecord[] };
+export interface BackupOutcome {
+  /** appended: a new prefix (or --append-only); replaced: the old copy rewritten away;
+   * superseded: the archive could not be replaced (a bind-mounted file), a new copy was appended. */
+  kind: "appended" | "replaced" | "superseded";
+  volumes: VolumeRecord[];
+  /** Files that vanished, shrank, grew or changed while they were read (each was warned about). */
+  changedFiles: number;
+}
 
 async function describeVolumes(volumes: readonly VolumeSource[]): Promise<VolumeRecord[]> {
   const records: VolumeRecord[] = [];
@@ -61,24 +72,11 @@ async function describeVolumes(volumes: readonly VolumeSource[]): Promise<Volume
   return records;
 }
 
-/** The new copy's items: every volume under `<prefix>/<id>` (its tree walked), then the index. */
-async function copyItems(
-  options: BackupOptions,
-  records: readonly VolumeRecord[],
-): Promise<Array<Iterable<WriteItem>>> {
-  const paths = new Set(options.volumes.map((volume) => path.resolve(volume.path)));
-  const parts: Array<Iterable<WriteItem>> = [];
-  for (const [index, record] of records.entries()) {
-    const source = options.volumes[index] as VolumeSource;
-    const root = path.resolve(source.path);
-    // Another selected volume mounted inside this one is saved as its own volume, not twice.
-    const skip = new Set([...paths].filter((other) => other.startsWith(`${root}/`)));
-    const name = `${options.prefix}/${record.id}`;
-    parts.push(await walkTree(source.path, { prefix: name, includeRoot: true, warn: options.warn, skip }));
-  }
+/** The index member that closes a copy (written last, as the original does). */
+function indexItem(prefix: ByteString, records: readonly VolumeRecord[]): ArchiveItem {
   const index = Buffer.from(renderIndex(records));
   const entry: TarEntry = {
-    name: `${options.prefix}/${INDEX_NAME}`,
+    name: `${prefix}/${INDEX_NAME}`,
     type: "file",
     mode: 0o600,
     uid: process.getuid?.() ?? 0,
@@ -86,12 +84,11 @@ async function copyItems(
     size: index.length,
     mtime: { seconds: Math.floor(Date.now() / 1000), nanoseconds: 0 },
   };
-  parts.push([{ entry, content: index }]);
-  return parts;
+  return { entry, content: index };
 }
 
 /** Every member of this prefix: its complete copies and an interrupted one's leftovers. */
-export function prefixMembers(map: ArchiveMap, prefix: string): Set<Member> {
+export function prefixMembers(map: ArchiveMap, prefix: ByteString): Set<Member> {
   const drop = new Set<Member>();
   for (const copy of map.copies.filter((c) => c.prefix === prefix))
     for (const m of [...copy.members, copy.index]) drop.add(m);
@@ -104,44 +101,84 @@ export function prefixMembers(map: ArchiveMap, prefix: string): Set<Member> {
  * an existing one is replaced by rewriting the archive beside itself and renaming it over (the old
  * archive stays intact until the rename). A bind-mounted archive cannot be renamed over: then the
  * new copy is appended and supersedes the old one.
+ *
+ * Two writers of one archive would lose one's members: each holds a kernel lock on the archive
+ * file itself (the same inode however it is mounted, so two containers sharing it wait for each
+ * other too). The other waits up to `lockTimeoutMs`, then fails as busy.
  */
 export async function backup(options: BackupOptions): Promise<BackupOutcome> {
   const records = await describeVolumes(options.volumes);
-  // Two writers of one archive would interleave their members: `<archive>.lock` serialises them.
-  return withLock(options.archive, () => write(options, records), { timeoutMs: 10 * 60_000, staleMs: 3_000 });
+  return withLock(options.archive, (lock) => write(options, records, lock), {
+    timeoutMs: options.lockTimeoutMs ?? 10 * 60_000,
+    onWait: (holder) => options.warn(`${options.archive} is being written by ${holder}; waiting for it`),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
-async function write(options: BackupOptions, records: VolumeRecord[]): Promise<BackupOutcome> {
-  const { scan, map } = await openArchive(options.archive, { create: true });
-  const existing = prefixMembers(map, options.prefix);
-  const items = await copyItems(options, records);
-  const addCopy = (writer: ArchiveWriter) => {
-    for (const part of items) for (const item of part) writer.add(item);
+async function write(
+  options: BackupOptions,
+  records: VolumeRecord[],
+  lock: HeldLock,
+): Promise<BackupOutcome> {
+  const { scan, map } = await openArchive(options.archive, {
+    create: true,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const prefix = bytesOf(options.prefix);
+  const existing = prefixMembers(map, prefix);
+  const changes = new LiveChanges(options.warn);
+  const paths = new Set(options.volumes.map((volume) => bytesOf(path.resolve(volume.path))));
+  const addCopy = async (writer: ArchiveWriter) => {
+    const archiver = new TreeArchiver(writer, changes);
+    for (const [index, record] of records.entries()) {
+      const root = bytesOf(path.resolve((options.volumes[index] as VolumeSource).path));
+      // Another selected volume mounted inside this one is saved as its own volume, not twice.
+      const skip = new Set([...paths].filter((other) => other.startsWith(`${root}/`)));
+      const name = `${prefix}/${record.id}`;
+      await archiver.addAll(
+        walkTree(root, { prefix: name, includeRoot: true, warn: options.warn, skip, changes }),
+      );
+    }
+    await archiver.add([indexItem(prefix, records)]);
   };
-  const append = () => appendToArchive(options.archive, scan.end, addCopy, options.onBytes);
+  const writerOptions = {
+    ...(options.onBytes ? { onBytes: options.onBytes } : {}),
+    slice: new TimeSlice(options.signal),
+    beforeCommit: () => lock.check(),
+  };
+  const append = () => appendToArchive(options.archive, scan.end, addCopy, writerOptions);
+  const outcome = (kind: BackupOutcome["kind"]): BackupOutcome => ({
+    kind,
+    volumes: records,
+    changedFiles: changes.count,
+  });
 
   if (existing.size === 0 || options.appendOnly) {
-    append();
-    return { kind: "appended", volumes: records };
+    await append();
+    return outcome("appended");
   }
   if (await isMountPoint(options.archive)) {
-    append();
-    return { kind: "superseded", volumes: records };
+    await append();
+    return outcome("superseded");
   }
   const ranges = keptRanges(scan.members, existing);
-  const rewrite = (fd: number) => {
-    const writer = new ArchiveWriter(fd, 0, options.onBytes);
-    copyRanges(writer, options.archive, ranges);
-    addCopy(writer);
+  const rewrite = async (fd: number) => {
+    const writer = new ArchiveWriter(fd, 0, writerOptions);
+    await copyRanges(writer, options.archive, ranges);
+    await addCopy(writer);
     writer.write(END_OF_ARCHIVE);
     writer.finish();
   };
   try {
-    await writeFileAtomic(options.archive, rewrite, { keepOwnership: true });
+    await writeFileAtomic(options.archive, rewrite, {
+      keepOwnership: true,
+      beforeCommit: writerOptions.beforeCommit,
+    });
   } catch (error) {
     if (!isErrno(error, "EBUSY")) throw error;
-    append();
-    return { kind: "superseded", volumes: records };
+    changes.count = 0;
+    await append();
+    return outcome("superseded");
   }
-  return { kind: "replaced", volumes: records };
+  return outcome("replaced");
 }

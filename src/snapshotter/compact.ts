@@ -1,9 +1,11 @@
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError } from "../system/errors.js";
-import { withLock } from "../system/lock.js";
+import { type HeldLock, withLock } from "../system/lock.js";
+import { isMountPoint } from "../system/mountinfo.js";
+import { TimeSlice } from "../system/signals.js";
 import { ArchiveWriter } from "../tar/archive-writer.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
-import { isMountPoint, openArchive } from "./archive-file.js";
+import { openArchive } from "./archive-file.js";
 import { copyRanges, keptRanges } from "./ranges.js";
 
 /**
@@ -18,22 +20,25 @@ export async function compactArchive(
       `${archive} is a mount point (a file bind-mounted into a container) and cannot be replaced; run compact on the host's file`,
     );
   }
-  return withLock(archive, () => rewrite(archive), { timeoutMs: 10 * 60_000, staleMs: 3_000 });
+  return withLock(archive, (lock) => rewrite(archive, lock), { timeoutMs: 10 * 60_000, create: false });
 }
 
-async function rewrite(archive: string): Promise<{ droppedEntries: number; droppedCopies: number }> {
+async function rewrite(
+  archive: string,
+  lock: HeldLock,
+): Promise<{ droppedEntries: number; droppedCopies: number }> {
   const { scan, map } = await openArchive(archive, { create: false });
   const drop = new Set(map.incomplete);
   const superseded = map.copies.filter((copy) => copy.superseded);
   for (const copy of superseded) for (const member of [...copy.members, copy.index]) drop.add(member);
   if (drop.size === 0 && scan.fileSize === scan.end + END_OF_ARCHIVE.length)
     return { droppedEntries: 0, droppedCopies: 0 };
-  const rewrite = (fd: number) => {
-    const writer = new ArchiveWriter(fd, 0);
-    copyRanges(writer, archive, keptRanges(scan.members, drop));
+  const rewrite = async (fd: number) => {
+    const writer = new ArchiveWriter(fd, 0, { slice: new TimeSlice() });
+    await copyRanges(writer, archive, keptRanges(scan.members, drop));
     writer.write(END_OF_ARCHIVE);
     writer.finish();
   };
-  await writeFileAtomic(archive, rewrite, { keepOwnership: true });
+  await writeFileAtomic(archive, rewrite, { keepOwnership: true, beforeCommit: () => lock.check() });
   return { droppedEntries: drop.size, droppedCopies: superseded.length };
 }

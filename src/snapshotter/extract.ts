@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import {
+  type BigIntStats,
   chmodSync,
   chownSync,
   closeSync,
@@ -12,30 +14,39 @@ import {
   lutimesSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
-  rmSync,
+  renameSync,
+  rmdirSync,
   symlinkSync,
+  unlinkSync,
   utimesSync,
   writeSync,
 } from "node:fs";
-import path from "node:path";
 import { run } from "../system/exec.js";
+import type { TimeSlice } from "../system/signals.js";
 import { writeXattrs } from "../system/xattr.js";
+import { type ByteString, displayName, fsPath } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
 import { cleanName } from "./archive-map.js";
 import { ArchiveContentError } from "./volume-index.js";
 
 const CHUNK = 1024 * 1024;
+/** Files whose extended attributes go to one `setfattr --restore`. */
+const XATTR_BATCH = 1024;
 
 /** A member's path inside its volume, checked: relative, no "." or ".." segments, no NUL. */
-export function memberPath(member: Member, root: string): string {
+export function memberPath(member: Member, root: ByteString): ByteString {
   const name = cleanName(member.name);
   if (name === root) return "";
-  if (!name.startsWith(`${root}/`)) throw new ArchiveContentError(`${member.name} is not inside ${root}`);
+  if (!name.startsWith(`${root}/`))
+    throw new ArchiveContentError(`${displayName(member.name)} is not inside ${displayName(root)}`);
   const relative = name.slice(root.length + 1);
   const parts = relative.split("/");
   if (relative.includes("\0") || parts.some((part) => part === "" || part === "." || part === "..")) {
-    throw new ArchiveContentError(`archive entry ${JSON.stringify(member.name)} would escape its volume`);
+    throw new ArchiveContentError(
+      `archive entry ${JSON.stringify(displayName(member.name))} would escape its volume`,
+    );
   }
   return relative;
 }
@@ -44,7 +55,7 @@ export function memberPath(member: Member, root: string): string {
  * Check every member of a volume before anything on disk changes: names stay inside the volume,
  * hard links point at an earlier member of the same volume, only types we can restore.
  */
-export function checkVolumeMembers(members: readonly Member[], root: string): void {
+export function checkVolumeMembers(members: readonly Member[], root: ByteString): void {
   const seen = new Set<string>([""]);
   // What each path is by the time later members arrive: nothing may be stored below a non-directory.
   const kinds = new Map<string, Member["type"]>();
@@ -56,24 +67,26 @@ export function checkVolumeMembers(members: readonly Member[], root: string): vo
       const kind = kinds.get(ancestor);
       if (kind !== undefined && kind !== "dir") {
         throw new ArchiveContentError(
-          `${member.name} is stored below ${ancestor}, which the archive makes a ${kind}`,
+          `${displayName(member.name)} is stored below ${displayName(ancestor)}, which the archive makes a ${kind}`,
         );
       }
     }
     if (relative !== "") kinds.set(relative, member.type);
     if (member.type === "other")
-      throw new ArchiveContentError(`${member.name}: unsupported entry type '${member.typeflag}'`);
+      throw new ArchiveContentError(
+        `${displayName(member.name)}: unsupported entry type '${member.typeflag}'`,
+      );
     if (member.type === "hardlink") {
       const target = cleanName(member.linkname);
       if (target !== root && !target.startsWith(`${root}/`)) {
         throw new ArchiveContentError(
-          `${member.name} is a hard link to ${member.linkname}, outside its volume`,
+          `${displayName(member.name)} is a hard link to ${displayName(member.linkname)}, outside its volume`,
         );
       }
       const targetRelative = memberPath({ ...member, name: target }, root);
       if (!seen.has(targetRelative) || targetRelative === "") {
         throw new ArchiveContentError(
-          `${member.name} is a hard link to ${member.linkname}, which comes nowhere before it`,
+          `${displayName(member.name)} is a hard link to ${displayName(member.linkname)}, which comes nowhere before it`,
         );
       }
     }
@@ -82,100 +95,185 @@ export function checkVolumeMembers(members: readonly Member[], root: string): vo
 }
 
 /** Copy one member's data from the archive into an open file, in chunks. */
-function copyData(
+async function copyData(
   archiveFd: number,
   member: Member,
   fd: number,
   buffer: Buffer,
-  onBytes: (n: number) => void,
-): void {
+  options: ExtractOptions,
+): Promise<void> {
   let done = 0;
   while (done < member.size) {
     const want = Math.min(buffer.length, member.size - done);
     const got = readSync(archiveFd, buffer, 0, want, member.dataOffset + done);
-    if (got !== want) throw new ArchiveContentError(`${member.name}: archive ended inside the data`);
+    if (got !== want)
+      throw new ArchiveContentError(`${displayName(member.name)}: archive ended inside the data`);
     let written = 0;
     while (written < got) written += writeSync(fd, buffer, written, got - written);
     done += got;
-    onBytes(got);
+    options.onBytes(got);
+    if (options.slice?.due()) await options.slice.pause();
   }
 }
 
 const seconds = (member: Member) => member.mtime.seconds + member.mtime.nanoseconds / 1e9;
 
-function removeExisting(full: string): void {
-  const info = lstatSync(full, { throwIfNoEntry: false });
-  if (info) rmSync(full, { recursive: info.isDirectory(), force: true });
+function lstatOf(file: ByteString): BigIntStats | undefined {
+  return lstatSync(fsPath(file), { bigint: true, throwIfNoEntry: false });
+}
+
+const parentOf = (file: ByteString) => file.slice(0, file.lastIndexOf("/")) || "/";
+
+/**
+ * Remove a tree like `rm -r --one-file-system`: nothing on another filesystem (st_dev) and no
+ * mount point is entered or removed; those are warned about and left, with the way to them.
+ */
+export function removeTree(
+  file: ByteString,
+  fence: { dev: bigint; mountPoints: ReadonlySet<ByteString>; warn: (message: string) => void },
+): boolean {
+  const info = lstatOf(file);
+  if (!info) return true;
+  if (info.dev !== fence.dev || fence.mountPoints.has(file)) {
+    fence.warn(
+      `${displayName(file)} is on another filesystem or a mount point (another volume?); left as it is`,
+    );
+    return false;
+  }
+  if (!info.isDirectory()) {
+    unlinkSync(fsPath(file));
+    return true;
+  }
+  let empty = true;
+  for (const name of readdirSync(fsPath(file), { encoding: "latin1" }))
+    if (!removeTree(`${file}/${name}`, fence)) empty = false;
+  if (empty) rmdirSync(fsPath(file));
+  return empty;
+}
+
+/** Empty a directory volume without leaving its filesystem or entering what is mounted below it. */
+export function emptyDirectory(
+  dir: ByteString,
+  mountPoints: ReadonlySet<ByteString>,
+  warn: (message: string) => void,
+): void {
+  const dev = (lstatOf(dir) as BigIntStats).dev;
+  for (const name of readdirSync(fsPath(dir), { encoding: "latin1" }))
+    removeTree(`${dir}/${name}`, { dev, mountPoints, warn });
+}
+
+/** Remove whatever is at `full` (a file, or a directory that the archive replaces by a file). */
+function removeExisting(full: ByteString, dev: bigint, warn: (message: string) => void): void {
+  if (!removeTree(full, { dev, mountPoints: new Set(), warn }))
+    throw new ArchiveContentError(`${displayName(full)} cannot be replaced: it holds another filesystem`);
 }
 
 export interface ExtractOptions {
   archiveFd: number;
   onBytes: (n: number) => void;
+  warn: (message: string) => void;
+  slice?: TimeSlice;
+}
+
+/** Node cannot make device nodes or FIFOs: mknod(1)/mkfifo(1) make one under an ASCII temp name
+ * (an argument list is always UTF-8), which is then renamed to the member's bytes. */
+async function makeNode(full: ByteString, member: Member): Promise<void> {
+  const temp = `${parentOf(full)}/.stowage-node-${randomBytes(6).toString("hex")}`;
+  const tempText = Buffer.from(temp, "latin1").toString("utf8");
+  if (member.type === "fifo") await run("mkfifo", ["--", tempText]);
+  else
+    await run("mknod", [
+      "--",
+      tempText,
+      member.type === "char" ? "c" : "b",
+      String(member.devmajor),
+      String(member.devminor),
+    ]);
+  renameSync(fsPath(temp), fsPath(full));
+}
+
+/** Extended attributes set in batches as files are restored (one setfattr per batch). */
+class XattrBatch {
+  private pending = new Map<ByteString, Map<string, Buffer>>();
+
+  async add(full: ByteString, xattrs: Map<string, Buffer>): Promise<void> {
+    this.pending.set(full, xattrs);
+    if (this.pending.size >= XATTR_BATCH) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = new Map();
+    await writeXattrs(batch);
+  }
 }
 
 /**
  * Restore a directory volume's members into `dest` (already emptied). Parent directories are
  * only ever real directories we checked: a symlink from the archive or on disk is never written
  * through. Directory metadata is applied last, deepest first, so their mtimes stay as archived.
+ * Names are bytes: what the archive holds is exactly what is created.
  */
 export async function extractDirectory(
   members: readonly Member[],
-  root: string,
-  dest: string,
+  root: ByteString,
+  dest: ByteString,
   options: ExtractOptions,
 ): Promise<number> {
   const buffer = Buffer.allocUnsafe(CHUNK);
   const dirs = new Set<string>([""]);
-  const dirMeta: Array<{ full: string; member: Member }> = [];
-  const xattrs = new Map<string, Map<string, Buffer>>();
-  const devices: Array<{ full: string; member: Member }> = [];
+  const dirMeta: Array<{ full: ByteString; member: Member }> = [];
+  const xattrs = new XattrBatch();
+  const dev = (lstatOf(dest) as BigIntStats).dev;
+  const replace = (full: ByteString) => removeExisting(full, dev, options.warn);
 
-  const ensureParent = (relative: string) => {
+  const ensureParent = (relative: ByteString) => {
     const parts = relative.split("/").slice(0, -1);
     for (let i = 1; i <= parts.length; i++) {
       const sub = parts.slice(0, i).join("/");
       if (dirs.has(sub)) continue;
-      const full = path.join(dest, sub);
-      const info = lstatSync(full, { throwIfNoEntry: false });
+      const full = `${dest}/${sub}`;
+      const info = lstatOf(full);
       if (info?.isSymbolicLink() || (info && !info.isDirectory())) {
         throw new ArchiveContentError(
-          `${sub} in the archive is not a directory, yet entries are stored under it`,
+          `${displayName(sub)} in the archive is not a directory, yet entries are stored under it`,
         );
       }
-      if (!info) mkdirSync(full, { mode: 0o755 });
+      if (!info) mkdirSync(fsPath(full), { mode: 0o755 });
       dirs.add(sub);
     }
   };
 
   // A path that was a directory and is replaced by something else takes its subdirectories along.
-  const forget = (relative: string) => {
+  const forget = (relative: ByteString) => {
     if (!dirs.delete(relative)) return;
     for (const known of dirs) if (known.startsWith(`${relative}/`)) dirs.delete(known);
   };
 
   for (const member of members) {
+    if (options.slice?.due()) await options.slice.pause();
     const relative = memberPath(member, root);
-    const full = relative === "" ? dest : path.join(dest, relative);
+    const full = relative === "" ? dest : `${dest}/${relative}`;
+    const path = fsPath(full);
     if (relative !== "") ensureParent(relative);
-    if (member.xattrs.size > 0 && member.type !== "symlink") xattrs.set(full, member.xattrs);
     switch (member.type) {
       case "dir": {
         if (relative !== "") {
-          const info = lstatSync(full, { throwIfNoEntry: false });
-          if (info && !info.isDirectory()) removeExisting(full);
-          if (!info?.isDirectory()) mkdirSync(full, { mode: 0o700 });
+          const info = lstatOf(full);
+          if (info && !info.isDirectory()) replace(full);
+          if (!info?.isDirectory()) mkdirSync(path, { mode: 0o700 });
           dirs.add(relative);
         }
         dirMeta.push({ full, member });
         break;
       }
       case "file": {
-        removeExisting(full);
+        replace(full);
         forget(relative);
         const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-        const fd = openSync(full, flags, 0o600);
+        const fd = openSync(path, flags, 0o600);
         try {
-          copyData(options.archiveFd, member, fd, buffer, options.onBytes);
+          await copyData(options.archiveFd, member, fd, buffer, options);
           fchownSync(fd, member.uid, member.gid);
           fchmodSync(fd, member.mode);
           futimesSync(fd, seconds(member), seconds(member));
@@ -185,57 +283,51 @@ export async function extractDirectory(
         break;
       }
       case "symlink": {
-        removeExisting(full);
+        replace(full);
         forget(relative);
-        symlinkSync(member.linkname, full);
-        lchownSync(full, member.uid, member.gid);
-        lutimesSync(full, seconds(member), seconds(member));
+        symlinkSync(fsPath(member.linkname), path);
+        lchownSync(path, member.uid, member.gid);
+        lutimesSync(path, seconds(member), seconds(member));
         break;
       }
       case "hardlink": {
         const targetRelative = memberPath({ ...member, name: cleanName(member.linkname) }, root);
         ensureParent(targetRelative);
-        const target = path.join(dest, targetRelative);
-        const info = lstatSync(target, { throwIfNoEntry: false });
+        const target = `${dest}/${targetRelative}`;
+        const info = lstatOf(target);
         if (!info || info.isDirectory())
-          throw new ArchiveContentError(`${member.name}: hard link target ${member.linkname} missing`);
-        removeExisting(full);
+          throw new ArchiveContentError(
+            `${displayName(member.name)}: hard link target ${displayName(member.linkname)} missing`,
+          );
+        replace(full);
         forget(relative);
-        linkSync(target, full);
+        linkSync(fsPath(target), path);
         break;
       }
       case "char":
       case "block":
       case "fifo": {
-        removeExisting(full);
+        replace(full);
         forget(relative);
-        devices.push({ full, member });
+        await makeNode(full, member);
+        chownSync(path, member.uid, member.gid);
+        chmodSync(path, member.mode);
+        utimesSync(path, seconds(member), seconds(member));
         break;
       }
       default:
-        throw new ArchiveContentError(`${member.name}: unsupported entry type '${member.typeflag}'`);
+        throw new ArchiveContentError(
+          `${displayName(member.name)}: unsupported entry type '${member.typeflag}'`,
+        );
     }
+    if (member.xattrs.size > 0 && member.type !== "symlink") await xattrs.add(full, member.xattrs);
   }
-  // Node cannot make device nodes or FIFOs: mknod(1) and mkfifo(1) own that.
-  for (const { full, member } of devices) {
-    if (member.type === "fifo") await run("mkfifo", ["--", full]);
-    else
-      await run("mknod", [
-        "--",
-        full,
-        member.type === "char" ? "c" : "b",
-        String(member.devmajor),
-        String(member.devminor),
-      ]);
-    chownSync(full, member.uid, member.gid);
-    chmodSync(full, member.mode);
-    utimesSync(full, seconds(member), seconds(member));
-  }
-  await writeXattrs(xattrs);
+  await xattrs.flush();
   for (const { full, member } of dirMeta.reverse()) {
-    chownSync(full, member.uid, member.gid);
-    chmodSync(full, member.mode);
-    utimesSync(full, seconds(member), seconds(member));
+    const path = fsPath(full);
+    chownSync(path, member.uid, member.gid);
+    chmodSync(path, member.mode);
+    utimesSync(path, seconds(member), seconds(member));
   }
   return members.length;
 }
@@ -244,17 +336,20 @@ export async function extractDirectory(
  * Restore a file volume in place: the same inode is rewritten, because a running container's
  * single-file bind mount holds that inode (a rename would leave it seeing the old file).
  */
-export async function extractFile(member: Member, dest: string, options: ExtractOptions): Promise<void> {
+export async function extractFile(member: Member, dest: ByteString, options: ExtractOptions): Promise<void> {
   if (member.type !== "file")
-    throw new ArchiveContentError(`${member.name}: a file volume must be a regular file`);
-  const info = lstatSync(dest, { throwIfNoEntry: false });
+    throw new ArchiveContentError(`${displayName(member.name)}: a file volume must be a regular file`);
+  const path = fsPath(dest);
+  const info = lstatOf(dest);
   if (info && !info.isFile())
-    throw new ArchiveContentError(`${dest} exists and is not a regular file; not overwriting it`);
-  if (!info) mkdirSync(path.dirname(dest), { recursive: true });
+    throw new ArchiveContentError(
+      `${displayName(dest)} exists and is not a regular file; not overwriting it`,
+    );
+  if (!info) mkdirSync(fsPath(parentOf(dest)), { recursive: true });
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
-  const fd = openSync(dest, flags, 0o600);
+  const fd = openSync(path, flags, 0o600);
   try {
-    copyData(options.archiveFd, member, fd, Buffer.allocUnsafe(CHUNK), options.onBytes);
+    await copyData(options.archiveFd, member, fd, Buffer.allocUnsafe(CHUNK), options);
     fchownSync(fd, member.uid, member.gid);
     fchmodSync(fd, member.mode);
     futimesSync(fd, seconds(member), seconds(member));

@@ -25,19 +25,20 @@ export function hostPath(container: ContainerInfo, target: string): string {
 
 /**
  * Run `work` with the container stopped (when it runs and `stop` is set), and always start it again:
- * after success, after an error, and on SIGINT/SIGTERM/SIGHUP (then exit 128+N). The archive is
- * never left half-written by a signal: appends and rewrites only become visible when complete.
+ * after success, after an error, and after SIGINT/SIGTERM/SIGHUP (the signal stops `work` at a safe
+ * point first). The archive is never left half-written: appends and rewrites become visible only
+ * when complete. A container that cannot be started again is an error naming it.
  */
 export async function withContainerStopped<T>(
   docker: Docker,
   container: ContainerInfo,
-  options: { stop: boolean; timeoutSeconds: number; log: (line: string) => void },
+  options: { stop: boolean; timeoutSeconds: number; log: (line: string) => void; signal: AbortSignal },
   work: () => Promise<T>,
 ): Promise<T> {
   if (!options.stop || !container.running) return work();
   const stopOptions = {
     timeoutSeconds: options.timeoutSeconds,
-    program: "snapshotter",
+    signal: options.signal,
     onStopping: () => options.log(`stopping container ${container.name}`),
     onStarted: () => options.log(`started container ${container.name} again`),
   };

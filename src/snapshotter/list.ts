@@ -1,7 +1,8 @@
+import { bytesOf, displayName } from "../tar/names.js";
 import { openArchive, readMemberText } from "./archive-file.js";
 import { cleanName } from "./archive-map.js";
 import { humanSize } from "./human-size.js";
-import { parseIndex } from "./volume-index.js";
+import { INDEX_NAME, parseIndex } from "./volume-index.js";
 
 export interface ListedVolume {
   id: string;
@@ -27,18 +28,19 @@ export async function listArchive(
   prefix: string | undefined,
 ): Promise<{ copies: ListedCopy[]; incompleteEntries: number; otherEntries: number }> {
   const { map } = await openArchive(archive, { create: false });
+  const wanted = prefix === undefined ? undefined : bytesOf(prefix);
   const copies: ListedCopy[] = [];
   for (const copy of map.copies) {
-    if (prefix !== undefined && copy.prefix !== prefix) continue;
+    if (wanted !== undefined && copy.prefix !== wanted) continue;
     const listed: ListedCopy = {
-      prefix: copy.prefix,
+      prefix: displayName(copy.prefix),
       state: copy.superseded ? "superseded" : "current",
       volumes: [],
     };
     try {
       for (const record of parseIndex(
         readMemberText(archive, copy.index),
-        `${copy.prefix}/volumes-data.yml`,
+        `${displayName(copy.prefix)}/${INDEX_NAME}`,
       )) {
         const root = `${copy.prefix}/${record.id}`;
         const members = copy.members.filter((m) => {

@@ -1,5 +1,4 @@
 import { lstatSync, readdirSync } from "node:fs";
-import path from "node:path";
 import { humanSize } from "./human-size.js";
 
 /** Bytes done (of a total when known) and the rate, redrawn on one stderr line; silent off a terminal. */
@@ -39,12 +38,15 @@ export function progressMeter(label: string, enabled = Boolean(process.stderr.is
 /** Bytes of regular files under these paths (for the progress total; only walked on a terminal). */
 export function treeBytes(paths: readonly string[]): number {
   let total = 0;
-  const visit = (file: string) => {
+  const visit = (file: Buffer) => {
     const info = lstatSync(file, { throwIfNoEntry: false });
     if (!info) return;
     if (info.isFile()) total += info.size;
-    else if (info.isDirectory()) for (const name of readdirSync(file)) visit(path.join(file, name));
+    else if (info.isDirectory())
+      for (const name of readdirSync(file, { encoding: "buffer" })) visit(Buffer.concat([file, SLASH, name]));
   };
-  for (const file of paths) visit(file);
+  for (const file of paths) visit(Buffer.from(file));
   return total;
 }
+
+const SLASH = Buffer.from("/");

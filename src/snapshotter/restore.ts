@@ -1,12 +1,14 @@
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, lstatSync, mkdirSync, openSync } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../system/errors.js";
 import { readMountinfo } from "../system/mountinfo.js";
+import { TimeSlice } from "../system/signals.js";
+import { type ByteString, bytesOf, displayName, fsPath } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
 import { openArchive, readMemberText } from "./archive-file.js";
 import { cleanName, currentCopy } from "./archive-map.js";
-import { checkVolumeMembers, extractDirectory, extractFile } from "./extract.js";
-import { ArchiveContentError, parseIndex, type VolumeRecord } from "./volume-index.js";
+import { checkVolumeMembers, emptyDirectory, extractDirectory, extractFile } from "./extract.js";
+import { ArchiveContentError, INDEX_NAME, parseIndex, type VolumeRecord } from "./volume-index.js";
 
 export interface RestoreOptions {
   archive: string;
@@ -19,6 +21,8 @@ export interface RestoreOptions {
   onBytes?: (bytes: number) => void;
   /** Told the bytes of file data to restore, once the archive is checked. */
   onTotal?: (bytes: number) => void;
+  /** Aborting stops between files (the volume being restored is then incomplete, and said so). */
+  signal?: AbortSignal;
 }
 
 export interface RestoredVolume {
@@ -28,26 +32,7 @@ export interface RestoredVolume {
   entries: number;
 }
 
-/**
- * Empty a directory volume, as the original does, without crossing into anything mounted below
- * it (another volume of the same container): those mount points and the way to them stay.
- */
-function clearDirectory(dir: string, mountPoints: readonly string[], warn: (message: string) => void): void {
-  for (const name of readdirSync(dir)) {
-    const full = path.join(dir, name);
-    if (mountPoints.includes(full)) {
-      warn(`${full} is a mount point (another volume?); left as it is`);
-      continue;
-    }
-    if (mountPoints.some((point) => point.startsWith(`${full}/`))) {
-      clearDirectory(full, mountPoints, warn);
-      continue;
-    }
-    rmSync(full, { recursive: true, force: true });
-  }
-}
-
-function volumeMembers(members: readonly Member[], root: string): Member[] {
+function volumeMembers(members: readonly Member[], root: ByteString): Member[] {
   return members.filter((member) => {
     const name = cleanName(member.name);
     return name === root || name.startsWith(`${root}/`);
@@ -60,18 +45,19 @@ function volumeMembers(members: readonly Member[], root: string): Member[] {
  * member name. Then each volume is emptied and refilled (a directory) or rewritten in place (a file).
  */
 export async function restore(options: RestoreOptions): Promise<RestoredVolume[]> {
-  const { map } = await openArchive(options.archive, { create: false });
-  const copy = currentCopy(map, options.prefix);
+  const { map } = await openArchive(options.archive, {
+    create: false,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const prefix = bytesOf(options.prefix);
+  const copy = currentCopy(map, prefix);
   if (!copy) {
-    const known = [...new Set(map.copies.map((c) => c.prefix))];
+    const known = [...new Set(map.copies.map((c) => displayName(c.prefix)))];
     throw new ConfigError(
       `prefix ${options.prefix} is not in ${options.archive}${known.length ? ` (it has: ${known.join(", ")})` : " (it holds no backup)"}`,
     );
   }
-  const records = parseIndex(
-    readMemberText(options.archive, copy.index),
-    `${options.prefix}/volumes-data.yml`,
-  );
+  const records = parseIndex(readMemberText(options.archive, copy.index), `${options.prefix}/${INDEX_NAME}`);
   let selected: VolumeRecord[] = records;
   if (options.only) {
     selected = options.only.map((target) => {
@@ -85,39 +71,47 @@ export async function restore(options: RestoreOptions): Promise<RestoredVolume[]
     });
   }
   const plan = selected.map((record) => {
-    const root = `${options.prefix}/${record.id}`;
+    const root = `${prefix}/${record.id}`;
     const members = volumeMembers(copy.members, root);
     if (members.length === 0)
-      throw new ArchiveContentError(`volume ${record.target}: no entries under ${root}`);
+      throw new ArchiveContentError(`volume ${record.target}: no entries under ${displayName(root)}`);
     if (record.type === "file" && (members.length !== 1 || members[0]?.type !== "file")) {
-      throw new ArchiveContentError(`volume ${record.target}: expected one regular file at ${root}`);
+      throw new ArchiveContentError(
+        `volume ${record.target}: expected one regular file at ${displayName(root)}`,
+      );
     }
     if (record.type === "dir") checkVolumeMembers(members, root);
-    return { record, root, members, dest: options.resolve(record.target) };
+    return { record, root, members, dest: bytesOf(path.resolve(options.resolve(record.target))) };
   });
 
   options.onTotal?.(
     plan.reduce((sum, p) => sum + p.members.reduce((n, m) => n + (m.type === "file" ? m.size : 0), 0), 0),
   );
-  const mountPoints = (await readMountinfo()).map((entry) => entry.mountPoint);
+  const mountPoints = new Set((await readMountinfo()).map((entry) => bytesOf(entry.mountPoint)));
   const fd = openSync(options.archive, "r");
   const restored: RestoredVolume[] = [];
   try {
-    const extractOptions = { archiveFd: fd, onBytes: options.onBytes ?? (() => {}) };
+    const extractOptions = {
+      archiveFd: fd,
+      onBytes: options.onBytes ?? (() => {}),
+      warn: options.warn,
+      slice: new TimeSlice(options.signal),
+    };
     // A volume inside another one is filled after the outer one was emptied and refilled.
     const ordered = [...plan].sort((a, b) => a.record.target.length - b.record.target.length);
     for (const { record, root, members, dest } of ordered) {
       if (record.type === "file") {
         await extractFile(members[0] as Member, dest, extractOptions);
-        restored.push({ target: record.target, type: "file", path: dest, entries: 1 });
+        restored.push({ target: record.target, type: "file", path: displayName(dest), entries: 1 });
         continue;
       }
-      const info = lstatSync(dest, { throwIfNoEntry: false });
-      if (info && !info.isDirectory()) throw new ArchiveContentError(`${dest} exists and is not a directory`);
-      if (!info) mkdirSync(dest, { recursive: true });
-      clearDirectory(dest, mountPoints, options.warn);
+      const info = lstatSync(fsPath(dest), { throwIfNoEntry: false });
+      if (info && !info.isDirectory())
+        throw new ArchiveContentError(`${displayName(dest)} exists and is not a directory`);
+      if (!info) mkdirSync(fsPath(dest), { recursive: true });
+      emptyDirectory(dest, mountPoints, options.warn);
       const entries = await extractDirectory(members, root, dest, extractOptions);
-      restored.push({ target: record.target, type: "dir", path: dest, entries });
+      restored.push({ target: record.target, type: "dir", path: displayName(dest), entries });
     }
   } finally {
     closeSync(fd);

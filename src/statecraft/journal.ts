@@ -1,5 +1,6 @@
-import { mkdir, readdir, readFile, unlink, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, unlink } from "node:fs/promises";
 import path from "node:path";
+import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { ExecError, run } from "../system/exec.js";
 import { acquireLock } from "../system/lock.js";
@@ -64,7 +65,8 @@ export async function createJournal(
   const entries = removeDirs.map((dirPath) =>
     journalEntry(`rmdir ${shellQuote(dirPath)} 2>/dev/null || true`),
   );
-  await writeFile(file, owner + entries.join(""), { flag: "wx", mode: 0o600 });
+  // Whole or not at all: a --recover running meanwhile never sees a journal without its owner.
+  await writeFileAtomic(file, owner + entries.join(""), { mode: 0o600 });
   return file;
 }
 
@@ -131,8 +133,9 @@ export async function recoverDeadRuns(
       result.live.push(file);
       continue;
     }
-    const release = await acquireLock(file, { timeoutMs: 0 }).catch(() => undefined);
-    if (!release) continue;
+    // Another statecraft may be replaying it right now: leave it to that one.
+    const lock = await acquireLock(file, { timeoutMs: 0, create: false }).catch(() => undefined);
+    if (!lock) continue;
     try {
       await run(
         "unshare",
@@ -154,7 +157,7 @@ export async function recoverDeadRuns(
         result.failed.push(file);
       }
     } finally {
-      await release();
+      lock.release();
     }
   }
   return result;
@@ -189,11 +192,11 @@ export async function forgetRun(state: string, runId: string): Promise<string[]>
     throw error;
   }
   if (await journalIsLive(file)) throw new ConfigError(`run ${runId} is still running; it cleans up itself`);
-  const release = await acquireLock(file, { timeoutMs: 0 });
+  const lock = await acquireLock(file, { timeoutMs: 0, create: false });
   try {
     await unlink(file);
   } finally {
-    await release();
+    lock.release();
   }
   return pendingActions(text);
 }

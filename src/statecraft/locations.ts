@@ -1,4 +1,3 @@
-import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { isSea } from "node:sea";
@@ -38,8 +37,4 @@ export function journalDir(state: string): string {
 
 export function defaultPathsDir(): string {
   return path.join(libDir(), "paths.d");
-}
-
-export function hasLibrary(dir: string): boolean {
-  return existsSync(path.join(dir, "runner.sh"));
 }

@@ -4,7 +4,9 @@ import { once } from "node:events";
 import { access, mkdir, rmdir } from "node:fs/promises";
 import path from "node:path";
 import type { Duplex } from "node:stream";
+import { signalExitStatus } from "../system/errors.js";
 import { withLock } from "../system/lock.js";
+import { STOP_SIGNALS } from "../system/signals.js";
 import { createJournal, recoverDeadRuns } from "./journal.js";
 import { libDir, runBase, stateDir } from "./locations.js";
 import { recoveryProblems } from "./recovery-report.js";
@@ -30,13 +32,6 @@ export function newRunId(): string {
   return Array.from({ length: 10 }, () => ALPHANUMERIC[randomInt(ALPHANUMERIC.length)]).join("");
 }
 
-const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGTERM: 15,
-  SIGKILL: 9,
-};
-
 /** SELinux is enabled (enforcing or permissive) when selinuxfs shows its enforce switch. */
 async function selinuxEnabled(): Promise<boolean> {
   return access("/sys/fs/selinux/enforce").then(
@@ -49,13 +44,17 @@ async function selinuxEnabled(): Promise<boolean> {
  * One run: lock the paths dir, recover dead runs, make the run and target dirs and the journal,
  * then hand over to runner.sh inside its own mount and PID namespaces, forwarding signals to it. Returns
  * the exit status (the command's, a state script's, 127, or 128+N).
+ *
+ * The lock is a kernel lock on the paths dir itself, and the runner keeps a descriptor of it (its
+ * fd 4): a run holds it until every process of the run is gone, even when this process is killed
+ * first, so a next run never starts beside one that is still tearing down.
  */
 export async function runState(options: RunOptions): Promise<number> {
   const lib = libDir();
   const state = stateDir(options.stateDir);
   return withLock(
     options.pathsDir,
-    async () => {
+    async (lock) => {
       const recovered = await recoverDeadRuns(state, lib, { trace: options.verbose });
       for (const line of recoveryProblems(recovered)) process.stderr.write(`${line}\n`);
       const runId = newRunId();
@@ -68,21 +67,28 @@ export async function runState(options: RunOptions): Promise<number> {
       // Replayed last-in first-out: the target dir goes before the run dir.
       const journal = await createJournal(state, runId, ownTarget ? [runDir, target] : [runDir]);
       try {
-        return await spawnRunner(lib, options, { runId, runDir, target, journal, ownTarget });
+        return await spawnRunner(lib, options, {
+          runId,
+          runDir,
+          target,
+          journal,
+          ownTarget,
+          lockFd: lock.fd,
+        });
       } finally {
         if (ownTarget) await rmdir(target).catch(() => {});
         await rmdir(runDir).catch(() => {});
       }
     },
-    // A lock left by a killed run is taken over after 3 s; a live run makes the next one wait 10 s, then fail.
-    { timeoutMs: 10_000, staleMs: 3_000 },
+    // A live run makes the next one wait 10 s, then fail as busy (exit 75).
+    { timeoutMs: 10_000 },
   );
 }
 
 async function spawnRunner(
   lib: string,
   options: RunOptions,
-  run: { runId: string; runDir: string; target: string; journal: string; ownTarget: boolean },
+  run: { runId: string; runDir: string; target: string; journal: string; ownTarget: boolean; lockFd: number },
 ): Promise<number> {
   const scriptArgs = options.scripts.flatMap((script) => [script.id, script.file]);
   const child = spawn(
@@ -97,7 +103,7 @@ async function spawnRunner(
       ...options.command,
     ],
     {
-      stdio: ["inherit", "inherit", "inherit", "pipe"],
+      stdio: ["inherit", "inherit", "inherit", "pipe", run.lockFd],
       env: {
         ...process.env,
         LIB_DIR: lib,
@@ -130,16 +136,15 @@ async function spawnRunner(
   const forward = (signal: NodeJS.Signals) => {
     runnerPid.then((pid) => process.kill(pid, signal)).catch(() => {});
   };
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
-  for (const signal of signals) process.on(signal, forward);
+  for (const signal of STOP_SIGNALS) process.on(signal, forward);
   try {
     const [code, signal] = (await once(child, "exit")) as [number | null, NodeJS.Signals | null];
     if (code !== null) return code;
     // The runner itself was killed: replay its journal now so nothing is left behind.
     await recoverDeadRuns(stateDir(options.stateDir), lib, { trace: options.verbose });
-    return 128 + (SIGNAL_NUMBERS[signal ?? "SIGKILL"] ?? 9);
+    return signalExitStatus(signal ?? "SIGKILL");
   } finally {
-    for (const signal of signals) process.off(signal, forward);
+    for (const signal of STOP_SIGNALS) process.off(signal, forward);
     lifeline.destroy();
   }
 }

@@ -20,6 +20,8 @@ export interface AtomicWriteOptions {
    * lock, so one left behind by a crash is simply overwritten.
    */
   temp?: string;
+  /** Runs after the new content is durable, just before the rename; throwing cancels the write. */
+  beforeCommit?: () => void;
 }
 
 /** Make a rename in this directory durable. */
@@ -78,6 +80,7 @@ export async function writeFileAtomic(
     await handle.chmod(mode);
     await handle.sync();
     await handle.close();
+    options.beforeCommit?.();
     await rename(temp, file);
     renamed = true;
     await fsyncDirectory(path.dirname(file));

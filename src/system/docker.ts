@@ -1,6 +1,5 @@
-import os from "node:os";
 import Docker from "dockerode";
-import { StowageError } from "./errors.js";
+import { InterruptedError, StowageError } from "./errors.js";
 
 /** The Docker engine could not be reached, or refused what we asked. */
 export class DockerError extends StowageError {
@@ -9,14 +8,51 @@ export class DockerError extends StowageError {
   }
 }
 
+const DEFAULT_SOCKET = "/var/run/docker.sock";
+
 /**
- * A Docker API client: DOCKER_HOST (unix://, tcp://) when set, else the given or default socket.
- * dockerode reads DOCKER_HOST itself when no socket is passed.
+ * A Docker API client: the given socket, else DOCKER_HOST (unix://, tcp://) when set, else the
+ * default socket. dockerode reads DOCKER_HOST itself when no socket is passed.
  */
 export function dockerClient(socketPath?: string): Docker {
   if (socketPath) return new Docker({ socketPath });
   if (process.env.DOCKER_HOST) return new Docker();
-  return new Docker({ socketPath: "/var/run/docker.sock" });
+  return new Docker({ socketPath: DEFAULT_SOCKET });
+}
+
+/** Where this client talks to the engine, for messages. */
+export function engineAddress(docker: Docker): string {
+  const modem = (
+    docker as unknown as { modem?: { socketPath?: string; host?: string; port?: number; protocol?: string } }
+  ).modem;
+  if (modem?.socketPath) return modem.socketPath;
+  if (modem?.host) return `${modem.protocol ?? "http"}://${modem.host}${modem.port ? `:${modem.port}` : ""}`;
+  return process.env.DOCKER_HOST ?? DEFAULT_SOCKET;
+}
+
+/** The engine did not answer at all (no socket, refused, no permission), as opposed to a refusal. */
+function unreachable(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return ["ENOENT", "ECONNREFUSED", "EACCES", "EPERM", "ECONNRESET", "EHOSTUNREACH", "ETIMEDOUT"].includes(
+    code ?? "",
+  );
+}
+
+/** An engine call whose failure becomes a DockerError naming the engine and what was asked. */
+export async function engineCall<T>(docker: Docker, what: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof StowageError) throw error;
+    if (unreachable(error))
+      throw new DockerError(
+        `cannot reach the Docker engine at ${engineAddress(docker)} to ${what}: ${describe(error)}`,
+        {
+          cause: error,
+        },
+      );
+    throw new DockerError(`cannot ${what}: ${describe(error)}`, { cause: error });
+  }
 }
 
 export interface ContainerMount {
@@ -43,14 +79,15 @@ function describe(error: unknown): string {
 }
 
 export async function inspectContainer(docker: Docker, nameOrId: string): Promise<ContainerInfo> {
-  let info: Docker.ContainerInspectInfo;
-  try {
-    info = await docker.getContainer(nameOrId).inspect();
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 404)
-      throw new DockerError(`no such container: ${nameOrId}`);
-    throw new DockerError(`cannot inspect container ${nameOrId}: ${describe(error)}`, { cause: error });
-  }
+  const info = await engineCall(docker, `inspect container ${nameOrId}`, async () => {
+    try {
+      return await docker.getContainer(nameOrId).inspect();
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404)
+        throw new DockerError(`no such container: ${nameOrId}`);
+      throw error;
+    }
+  });
   return {
     id: info.Id,
     name: info.Name.replace(/^\//, ""),
@@ -66,23 +103,29 @@ export async function inspectContainer(docker: Docker, nameOrId: string): Promis
   };
 }
 
+/** 304 from the engine: the container already was in the state asked for. */
+const alreadyThere = (error: unknown) => (error as { statusCode?: number }).statusCode === 304;
+
 export async function stopContainer(docker: Docker, id: string, timeoutSeconds: number): Promise<void> {
-  try {
-    await docker.getContainer(id).stop({ t: timeoutSeconds });
-  } catch (error) {
-    // 304: already stopped.
-    if ((error as { statusCode?: number }).statusCode === 304) return;
-    throw new DockerError(`cannot stop container ${id}: ${describe(error)}`, { cause: error });
-  }
+  await engineCall(docker, `stop container ${id}`, () =>
+    docker
+      .getContainer(id)
+      .stop({ t: timeoutSeconds })
+      .catch((error: unknown) => {
+        if (!alreadyThere(error)) throw error;
+      }),
+  );
 }
 
 export async function startContainer(docker: Docker, id: string): Promise<void> {
-  try {
-    await docker.getContainer(id).start();
-  } catch (error) {
-    if ((error as { statusCode?: number }).statusCode === 304) return;
-    throw new DockerError(`cannot start container ${id}: ${describe(error)}`, { cause: error });
-  }
+  await engineCall(docker, `start container ${id}`, () =>
+    docker
+      .getContainer(id)
+      .start()
+      .catch((error: unknown) => {
+        if (!alreadyThere(error)) throw error;
+      }),
+  );
 }
 
 export interface StoppedContainer {
@@ -93,21 +136,48 @@ export interface StoppedContainer {
 export interface StopOptions {
   /** `docker stop --time`: seconds before the engine kills it. */
   timeoutSeconds: number;
-  /** The command's name, for the one line written when starting again fails after a signal. */
-  program: string;
+  /** Aborted by a signal: no further container is stopped (those already stopped are started). */
+  signal?: AbortSignal;
   onStopping?: (container: StoppedContainer) => void;
   onStarted?: (container: StoppedContainer) => void;
-  /** Told when a container cannot be started again; without it, that error is thrown (after trying the rest). */
-  onStartFailed?: (container: StoppedContainer, error: Error) => void;
-  onSignal?: (signal: NodeJS.Signals) => void;
 }
 
-const STOP_SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+export interface LeftStopped {
+  container: StoppedContainer;
+  reason: string;
+}
 
 /**
- * Run `work` with these containers stopped, and ALWAYS start them again: after success, after an
- * error, and on SIGINT/SIGTERM/SIGHUP (then exit 128+N). A container whose stop failed half-way is
- * started again too.
+ * Containers we stopped and could not start again. Always a failure: a service stays down, so the
+ * command must not exit 0. It exits 128+N when the run was also interrupted by signal N.
+ */
+export class ContainersLeftStoppedError extends StowageError {
+  constructor(
+    readonly left: readonly LeftStopped[],
+    readonly workError?: unknown,
+  ) {
+    super(
+      "EXEC_FAILED",
+      left
+        .map(
+          ({ container, reason }) =>
+            `container ${container.name} was stopped and could not be started again: ${reason}`,
+        )
+        .join("\n"),
+    );
+  }
+
+  override get exitCode(): number {
+    return this.workError instanceof InterruptedError ? this.workError.exitCode : super.exitCode;
+  }
+}
+
+/**
+ * Run `work` with these containers stopped (in this order), and ALWAYS start them again, in the
+ * reverse order: after success, after an error, and after an interruption (the caller's signal;
+ * `work` is expected to wind down on it). A container whose stop failed half-way is started too.
+ * One that cannot be started is reported by a ContainersLeftStoppedError naming each and why,
+ * after every other one was started.
  */
 export async function withContainersStopped<T>(
   docker: Docker,
@@ -116,38 +186,29 @@ export async function withContainersStopped<T>(
   work: () => Promise<T>,
 ): Promise<T> {
   const stopped: StoppedContainer[] = [];
-  let restarted = false;
-  const restart = async () => {
-    if (restarted) return;
-    restarted = true;
-    let failure: Error | undefined;
-    for (const container of stopped) {
-      try {
-        await startContainer(docker, container.id);
-        options.onStarted?.(container);
-      } catch (error) {
-        if (options.onStartFailed) options.onStartFailed(container, error as Error);
-        else failure ??= error as Error;
-      }
-    }
-    if (failure) throw failure;
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    options.onSignal?.(signal);
-    restart()
-      .catch((error: unknown) => process.stderr.write(`${options.program}: ${(error as Error).message}\n`))
-      .finally(() => process.exit(128 + (os.constants.signals[signal] ?? 15)));
-  };
-  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  let outcome: { value: T } | { error: unknown };
   try {
     for (const container of containers) {
+      if (options.signal?.aborted) throw options.signal.reason;
       options.onStopping?.(container);
       stopped.push(container);
       await stopContainer(docker, container.id, options.timeoutSeconds);
     }
-    return await work();
-  } finally {
-    await restart();
-    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    outcome = { value: await work() };
+  } catch (error) {
+    outcome = { error };
   }
+  const left: LeftStopped[] = [];
+  for (const container of stopped.reverse()) {
+    try {
+      await startContainer(docker, container.id);
+      options.onStarted?.(container);
+    } catch (error) {
+      left.push({ container, reason: (error as Error).message });
+    }
+  }
+  if (left.length > 0)
+    throw new ContainersLeftStoppedError(left, "error" in outcome ? outcome.error : undefined);
+  if ("error" in outcome) throw outcome.error;
+  return outcome.value;
 }

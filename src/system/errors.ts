@@ -3,6 +3,8 @@
  * nowhere else, so every command reports the same failure the same way.
  */
 
+import os from "node:os";
+
 export const ERROR_EXIT_CODES = {
   USAGE: 2,
   CONFIG: 1,
@@ -13,9 +15,12 @@ export const ERROR_EXIT_CODES = {
   LOCKED: 75,
   /** Not possible yet, try again later (sysexits EX_TEMPFAIL): e.g. a filesystem is not attached. */
   TEMPORARY: 75,
-  NOT_IMPLEMENTED: 1,
   MOUNT_FAILED: 125,
+  /** A failure of snapshotter, which exits like GNU tar (its 1 means "some files changed"). */
+  FAILED: 2,
   INTERNAL: 70,
+  /** Stopped by a signal: 128 + its number (see InterruptedError); this is SIGTERM's. */
+  INTERRUPTED: 143,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_EXIT_CODES;
@@ -48,12 +53,6 @@ export class ConfigError extends StowageError {
   }
 }
 
-export class NotImplementedError extends StowageError {
-  constructor(what = "this command") {
-    super("NOT_IMPLEMENTED", `${what} is not implemented yet`);
-  }
-}
-
 export class MountError extends StowageError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("MOUNT_FAILED", message, options);
@@ -66,10 +65,41 @@ export class LockError extends StowageError {
   }
 }
 
+/** 128 + the signal's number: what a shell reports for a process a signal ended. */
+export function signalExitStatus(signal: NodeJS.Signals): number {
+  return 128 + (os.constants.signals[signal] ?? 0);
+}
+
+/** The work was stopped by SIGINT/SIGTERM/SIGHUP at a safe point: exit 128+N, as if killed by it. */
+export class InterruptedError extends StowageError {
+  constructor(readonly signal: NodeJS.Signals) {
+    super("INTERRUPTED", `stopped by ${signal}`);
+  }
+
+  override get exitCode(): number {
+    return signalExitStatus(this.signal);
+  }
+}
+
 /** Exit status for anything thrown out of a command. Unknown errors are internal errors. */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof StowageError) return error.exitCode;
   return ERROR_EXIT_CODES.INTERNAL;
+}
+
+/** A failure of a command that exits like GNU tar (see `asTarFailure`). */
+export class TarStyleFailure extends StowageError {
+  constructor(cause: StowageError) {
+    super("FAILED", cause.message, { cause });
+  }
+}
+
+/**
+ * snapshotter exits like GNU tar: 1 means "finished, but some files changed while they were
+ * read" (the archive is valid), so its failures that would be 1 elsewhere are 2 ("FAILED").
+ */
+export function asTarFailure(error: unknown): unknown {
+  return error instanceof StowageError && error.exitCode === 1 ? new TarStyleFailure(error) : error;
 }
 
 /** A message fit for one line on stderr. */

@@ -1,19 +1,36 @@
-import { spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { StowageError } from "./errors.js";
 import { formatCommand } from "./shell-quote.js";
 
-/** Cap on captured stdout/stderr so a chatty tool cannot exhaust memory. */
-const MAX_CAPTURE_BYTES = 16 * 1024 * 1024;
+/** Default bound on captured stdout: a tool that prints more fails the call (never a silent cut). */
+const MAX_STDOUT_BYTES = 16 * 1024 * 1024;
+/** stderr is only ever a message: its first bytes are kept, and a note says what was dropped. */
+const MAX_STDERR_BYTES = 1024 * 1024;
 
 export interface ExecOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  input?: string | Buffer;
+  /** Standard input: text, bytes, or a stream of chunks written as they come (never built whole). */
+  input?: string | Buffer | AsyncIterable<Buffer>;
   /** Print `+ command args` to stderr (true) or to the given sink before running. */
   trace?: boolean | ((line: string) => void);
   /** Exit statuses that count as success; default only 0. */
   okStatuses?: readonly number[];
   timeoutMs?: number;
+  /** Open descriptors of ours the child gets as its fd 3, 4, ... (others are close-on-exec). */
+  fds?: readonly number[];
+  /** Aborting signals the child (`stopSignal`) and, once it has exited, rejects with the reason. */
+  signal?: AbortSignal;
+  /** What an abort sends (default SIGTERM; restic 0.14 cleans up its lock only on SIGINT). */
+  stopSignal?: NodeJS.Signals;
+  /** stdout is handed over chunk by chunk instead of being captured (`stdout` is then ""). */
+  onStdout?: (chunk: Buffer) => void;
+  /** stderr is handed over chunk by chunk instead of being captured (`stderr` is then ""). */
+  onStderr?: (chunk: Buffer) => void;
+  /** Most bytes of stdout to capture (default 16 MiB); more fails the call with an error naming it. */
+  maxStdoutBytes?: number;
 }
 
 export interface ExecResult {
@@ -64,14 +81,25 @@ export class ExecError extends StowageError {
 
 class Capture {
   private chunks: Buffer[] = [];
-  private size = 0;
-  push(chunk: Buffer): void {
-    if (this.size >= MAX_CAPTURE_BYTES) return;
+  size = 0;
+  dropped = 0;
+  constructor(private readonly limit: number) {}
+  /** False once the limit is passed (what is beyond it is not kept). */
+  push(chunk: Buffer): boolean {
+    if (this.size + chunk.length > this.limit) {
+      const room = this.limit - this.size;
+      if (room > 0) this.chunks.push(chunk.subarray(0, room));
+      this.size += Math.max(room, 0);
+      this.dropped += chunk.length - Math.max(room, 0);
+      return false;
+    }
     this.chunks.push(chunk);
     this.size += chunk.length;
+    return true;
   }
   text(): string {
-    return Buffer.concat(this.chunks).toString("utf8");
+    const text = Buffer.concat(this.chunks).toString("utf8");
+    return this.dropped > 0 ? `${text}\n[${this.dropped} more bytes not shown]` : text;
   }
 }
 
@@ -90,27 +118,51 @@ export function run(
 ): Promise<ExecResult> {
   emitTrace(options.trace, command, args);
   const okStatuses = options.okStatuses ?? [0];
+  const stdoutLimit = options.maxStdoutBytes ?? MAX_STDOUT_BYTES;
   return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(options.signal.reason);
+      return;
+    }
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe", ...(options.fds ?? [])],
       timeout: options.timeoutMs,
-    });
-    const stdout = new Capture();
-    const stderr = new Capture();
+    }) as ChildProcessWithoutNullStreams;
+    const stdout = new Capture(stdoutLimit);
+    const stderr = new Capture(MAX_STDERR_BYTES);
     let spawnError: NodeJS.ErrnoException | undefined;
-    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+    let overflow = false;
+    const onAbort = () => child.kill(options.stopSignal ?? "SIGTERM");
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (options.onStdout) options.onStdout(chunk);
+      else if (!stdout.push(chunk) && !overflow) {
+        overflow = true;
+        child.kill("SIGTERM");
+      }
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      if (options.onStderr) options.onStderr(chunk);
+      else stderr.push(chunk);
+    });
     child.on("error", (error: NodeJS.ErrnoException) => {
       spawnError = error;
     });
     child.stdin.on("error", () => {
       // The child may exit without reading its input; its exit status tells what happened.
     });
-    child.stdin.end(options.input ?? "");
+    const input = options.input ?? "";
+    if (typeof input === "string" || Buffer.isBuffer(input)) child.stdin.end(input);
+    else pipeline(Readable.from(input), child.stdin).catch(() => {});
     child.on("close", (status, signal) => {
+      options.signal?.removeEventListener("abort", onAbort);
       const result = { stdout: stdout.text(), stderr: stderr.text() };
+      if (options.signal?.aborted) {
+        reject(options.signal.reason);
+        return;
+      }
       if (spawnError) {
         reject(
           new ExecError({
@@ -122,6 +174,19 @@ export function run(
             notFound: spawnError.code === "ENOENT",
             stderr: spawnError.message,
             cause: spawnError,
+          }),
+        );
+        return;
+      }
+      if (overflow) {
+        reject(
+          new ExecError({
+            command,
+            args,
+            status,
+            signal,
+            ...result,
+            stderr: `printed more than ${stdoutLimit} bytes, the most this call reads; stopped it rather than lose the rest`,
           }),
         );
         return;

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { readFile, realpath } from "node:fs/promises";
 import path from "node:path";
 
 /** One line of /proc/<pid>/mountinfo (see proc(5)), with the kernel's octal escapes decoded. */
@@ -64,18 +64,17 @@ export function findMount(entries: readonly MountEntry[], mountPoint: string): M
   return undefined;
 }
 
-/** The mount that contains a path: the entry with the longest mount point that is a prefix of it. */
-export function findContainingMount(entries: readonly MountEntry[], target: string): MountEntry | undefined {
-  const wanted = path.resolve(target);
-  let best: MountEntry | undefined;
-  for (const entry of entries) {
-    const point = entry.mountPoint;
-    const inside = point === "/" || wanted === point || wanted.startsWith(`${point}/`);
-    if (inside && (!best || point.length >= best.mountPoint.length)) best = entry;
+/**
+ * Is this path (symlinks resolved) a mount point in our mount namespace, such as a single file
+ * bind-mounted into a container? A path that does not exist is not.
+ */
+export async function isMountPoint(target: string, file?: string): Promise<boolean> {
+  let real: string;
+  try {
+    real = await realpath(target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
   }
-  return best;
-}
-
-export async function isMountpoint(target: string, file?: string): Promise<boolean> {
-  return findMount(await readMountinfo(file), target) !== undefined;
+  return findMount(await readMountinfo(file), real) !== undefined;
 }

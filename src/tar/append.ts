@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
-import { ArchiveWriter } from "./archive-writer.js";
+import { ArchiveWriter, type WriterOptions } from "./archive-writer.js";
 import { BLOCK, END_OF_ARCHIVE } from "./header.js";
 
 /**
@@ -33,25 +33,37 @@ export function skipMarker(): Buffer {
  * members and a new end marker go after the old marker first (fsync), while every reader still
  * stops at the old marker; then one 1,024-byte write turns the old marker into a skip marker and
  * the new members become visible. Killed at any moment, the archive reads as before or as after.
+ * `beforeCommit` runs just before that write and may still refuse it (throw), e.g. a lost lock.
  */
-export function appendToArchive(
+export async function appendToArchive(
   file: string,
   end: number,
-  writeMembers: (writer: ArchiveWriter) => void,
-  onBytes?: (bytes: number) => void,
-): void {
+  writeMembers: (writer: ArchiveWriter) => Promise<void>,
+  options: WriterOptions & { beforeCommit?: () => void } = {},
+): Promise<void> {
   const fd = openSync(file, "r+");
   try {
     if (fstatSync(fd).size < end + END_OF_ARCHIVE.length) {
       // A bare or short marker (e.g. an empty file): complete it first, so the old state stays readable.
       writeSync(fd, END_OF_ARCHIVE, 0, END_OF_ARCHIVE.length, end);
     }
-    const writer = new ArchiveWriter(fd, end + END_OF_ARCHIVE.length, onBytes);
-    writeMembers(writer);
-    writer.write(END_OF_ARCHIVE);
-    const tail = writer.finish();
-    ftruncateSync(fd, tail);
-    fsyncSync(fd);
+    const writer = new ArchiveWriter(fd, end + END_OF_ARCHIVE.length, options);
+    try {
+      await writeMembers(writer);
+      writer.write(END_OF_ARCHIVE);
+      const tail = writer.finish();
+      ftruncateSync(fd, tail);
+      fsyncSync(fd);
+      options.beforeCommit?.();
+    } catch (error) {
+      // Not committed: what was written past the old marker is invisible; give the space back.
+      try {
+        ftruncateSync(fd, end + END_OF_ARCHIVE.length);
+      } catch {
+        // The space stays used; the archive still reads as before.
+      }
+      throw error;
+    }
     const marker = skipMarker();
     writeSync(fd, marker, 0, marker.length, end);
     fsyncSync(fd);

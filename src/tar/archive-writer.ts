@@ -1,35 +1,41 @@
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
-import type { TarEntry } from "./header.js";
-import { encodeHeader, padding } from "./header.js";
+import { readSync, writeSync } from "node:fs";
+import type { TimeSlice } from "../system/signals.js";
+import { BLOCK, prepareHeader, type TarEntry, writeHeader } from "./header.js";
 
 const BUFFER = 4 * 1024 * 1024;
-
-/** What to write: an entry, and for a regular file the path its content is read from (or the bytes). */
-export interface WriteItem {
-  entry: TarEntry;
-  source?: string;
-  content?: Buffer;
-}
 
 function writeFully(fd: number, buffer: Buffer, length: number, position: number): void {
   let done = 0;
   while (done < length) done += writeSync(fd, buffer, done, length - done, position + done);
 }
 
+export interface WriterOptions {
+  /** Called with every chunk's size as it goes out. */
+  onBytes?: (bytes: number) => void;
+  /** Lets the event loop run between buffers (signals, timers), and stops the work when interrupted. */
+  slice?: TimeSlice;
+}
+
 /**
- * Writes archive members to a file descriptor at a position, synchronously through one 4 MiB
- * buffer: file content is read straight into it (no copy per chunk, no allocation per file), and
- * whole buffers go out in one pwrite. Memory stays the same whatever the file or archive size.
+ * Writes archive members to a file descriptor at a position through one 4 MiB buffer: headers are
+ * encoded straight into it, file content is read straight into it (no copy per chunk, no
+ * allocation per file), and whole buffers go out in one pwrite. Memory stays the same whatever
+ * the file or archive size.
  */
 export class ArchiveWriter {
   private readonly buffer = Buffer.allocUnsafe(BUFFER);
   private used = 0;
+  private readonly onBytes: (bytes: number) => void;
+  readonly slice: TimeSlice | undefined;
 
   constructor(
     private readonly fd: number,
     private position: number,
-    private readonly onBytes: (bytes: number) => void = () => {},
-  ) {}
+    options: WriterOptions = {},
+  ) {
+    this.onBytes = options.onBytes ?? (() => {});
+    this.slice = options.slice;
+  }
 
   private flush(): void {
     if (this.used === 0) return;
@@ -49,36 +55,74 @@ export class ArchiveWriter {
     }
   }
 
-  /** Copy `length` bytes from an open file at `start` (or its current position when null). */
-  copyFrom(fd: number, start: number | null, length: number, what: string): void {
+  /** Zero bytes up to the next block boundary after `size` bytes of data. */
+  pad(size: number): void {
+    const rest = size % BLOCK;
+    if (rest === 0) return;
+    if (BUFFER - this.used < BLOCK) this.flush();
+    this.buffer.fill(0, this.used, this.used + BLOCK - rest);
+    this.used += BLOCK - rest;
+  }
+
+  /** The header block(s) of an entry. */
+  writeHeader(entry: TarEntry): void {
+    const header = prepareHeader(entry);
+    if (header.length > BUFFER) {
+      // Megabytes of xattrs: built on their own, then copied through.
+      const big = Buffer.allocUnsafe(header.length);
+      writeHeader(header, big, 0);
+      this.write(big);
+      return;
+    }
+    if (BUFFER - this.used < header.length) this.flush();
+    writeHeader(header, this.buffer, this.used);
+    this.used += header.length;
+  }
+
+  /** A whole member whose data (if any) is in memory. */
+  writeEntry(entry: TarEntry, content?: Buffer): void {
+    this.writeHeader(entry);
+    if (entry.type !== "file" || entry.size === 0) return;
+    this.write(content ?? Buffer.alloc(0));
+    this.pad(entry.size);
+  }
+
+  /**
+   * Copy up to `length` bytes from an open file at `start` (or its current position when null).
+   * Returns the bytes copied: fewer when the file ended first (the caller decides what that means).
+   */
+  async copyFrom(fd: number, start: number | null, length: number): Promise<number> {
     let remaining = length;
     let at = start;
     while (remaining > 0) {
-      if (this.used === BUFFER) this.flush();
+      if (this.used === BUFFER) {
+        this.flush();
+        if (this.slice?.due()) await this.slice.pause();
+      }
       const n = readSync(fd, this.buffer, this.used, Math.min(BUFFER - this.used, remaining), at);
-      if (n === 0) throw new Error(`${what} is shorter than expected (it changed while being archived?)`);
+      if (n === 0) break;
       this.used += n;
       remaining -= n;
       if (at !== null) at += n;
     }
+    return length - remaining;
   }
 
-  add(item: WriteItem): void {
-    const { entry } = item;
-    this.write(encodeHeader(entry));
-    if (entry.type !== "file" || entry.size === 0) return;
-    if (item.content !== undefined) {
-      this.write(item.content);
-    } else {
-      if (item.source === undefined) throw new Error(`${entry.name}: no content source`);
-      const fd = openSync(item.source, "r");
-      try {
-        this.copyFrom(fd, null, entry.size, item.source);
-      } finally {
-        closeSync(fd);
-      }
+  /** `count` zero bytes (a file that shrank while it was read is padded to its header's size). */
+  zeros(count: number): void {
+    let remaining = count;
+    while (remaining > 0) {
+      if (this.used === BUFFER) this.flush();
+      const n = Math.min(BUFFER - this.used, remaining);
+      this.buffer.fill(0, this.used, this.used + n);
+      this.used += n;
+      remaining -= n;
     }
-    this.write(padding(entry.size));
+  }
+
+  /** Let signals and timers in when a slice of work has passed (cheap otherwise). */
+  async breathe(): Promise<void> {
+    if (this.slice?.due()) await this.slice.pause();
   }
 
   /** Flush what is buffered; returns the position after the last byte written. */

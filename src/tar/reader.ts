@@ -1,6 +1,8 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { StowageError } from "../system/errors.js";
+import { TimeSlice } from "../system/signals.js";
 import { BLOCK } from "./header.js";
+import type { ByteString } from "./names.js";
 
 /** The archive is not a tar archive we can trust: bad checksum, truncated member, bad pax record. */
 export class TarFormatError extends StowageError {
@@ -11,9 +13,12 @@ export class TarFormatError extends StowageError {
 
 export type MemberType = "file" | "hardlink" | "symlink" | "char" | "block" | "dir" | "fifo" | "other";
 
-/** One member of an archive, as found by walking its headers (data is not read). */
+/**
+ * One member of an archive, as found by walking its headers (data is not read). Names, link
+ * targets and xattr names are byte strings (tar/names.ts): exactly the bytes in the archive.
+ */
 export interface Member {
-  name: string;
+  name: ByteString;
   type: MemberType;
   /** The raw typeflag character. */
   typeflag: string;
@@ -28,7 +33,7 @@ export interface Member {
   uid: number;
   gid: number;
   mtime: { seconds: number; nanoseconds: number };
-  linkname: string;
+  linkname: ByteString;
   devmajor: number;
   devminor: number;
   xattrs: Map<string, Buffer>;
@@ -103,7 +108,7 @@ export function parsePax(data: Buffer): Map<string, Buffer> | undefined {
     if (data[offset + length - 1] !== 0x0a) return undefined;
     const equals = record.indexOf(0x3d);
     if (equals < 0) return undefined;
-    records.set(record.subarray(0, equals).toString("utf8"), record.subarray(equals + 1));
+    records.set(record.subarray(0, equals).toString("latin1"), record.subarray(equals + 1));
     offset += length;
   }
   return records;
@@ -119,9 +124,11 @@ const round = (size: number) => Math.ceil(size / BLOCK) * BLOCK;
 /**
  * Walk an archive's headers from the start to its end-of-archive marker, checking every checksum
  * and that every member's data is there. The end is found this way, never assumed to be the last
- * 1024 bytes (GNU tar pads archives to 10 KiB records). A 0-byte file is an empty archive.
+ * 1024 bytes (GNU tar pads archives to 10 KiB records). A 0-byte file is an empty archive. Every
+ * 20 ms it lets the event loop run (signals), and stops when `signal` is aborted.
  */
-export function scanArchive(file: string): ArchiveScan {
+export async function scanArchive(file: string, signal?: AbortSignal): Promise<ArchiveScan> {
+  const slice = new TimeSlice(signal);
   const fd = openSync(file, "r");
   try {
     const fileSize = fstatSync(fd).size;
@@ -137,6 +144,7 @@ export function scanArchive(file: string): ArchiveScan {
       return data;
     };
     while (true) {
+      if (slice.due()) await slice.pause();
       if (offset === fileSize && members.length === 0 && pending.start === undefined)
         return { members, end: 0, fileSize };
       if (!readBlock(offset))
@@ -161,24 +169,24 @@ export function scanArchive(file: string): ArchiveScan {
           if (!pax) throw new TarFormatError(file, offset, "malformed pax record");
           pending = { ...pending, pax, start };
         } else if (typeflag === "L") {
-          pending = { ...pending, longName: cString(data, 0, data.length).toString("utf8"), start };
+          pending = { ...pending, longName: cString(data, 0, data.length).toString("latin1"), start };
         } else if (typeflag === "K") {
-          pending = { ...pending, longLink: cString(data, 0, data.length).toString("utf8"), start };
+          pending = { ...pending, longLink: cString(data, 0, data.length).toString("latin1"), start };
         }
         // A global header ('g') applies to nothing we keep; it may also be a skip marker of an append.
         offset = dataOffset + round(size);
         continue;
       }
       const pax = pending.pax ?? new Map<string, Buffer>();
-      const text = (key: string) => pax.get(key)?.toString("utf8");
+      const text = (key: string) => pax.get(key)?.toString("latin1");
       const prefix = block.subarray(257, 263).toString("latin1").startsWith("ustar")
         ? cString(block, 345, 155)
         : Buffer.alloc(0);
       const baseName = cString(block, 0, 100);
       const ustarName =
         prefix.length > 0
-          ? `${prefix.toString("utf8")}/${baseName.toString("utf8")}`
-          : baseName.toString("utf8");
+          ? `${prefix.toString("latin1")}/${baseName.toString("latin1")}`
+          : baseName.toString("latin1");
       const name = text("path") ?? pending.longName ?? ustarName;
       const realSize = text("size") !== undefined ? Number(text("size")) : size;
       const type = TYPES[typeflag] ?? "other";
@@ -202,7 +210,7 @@ export function scanArchive(file: string): ArchiveScan {
         gid: text("gid") !== undefined ? Number(text("gid")) : number(block, 116, 8),
         mtime:
           mtimeText !== undefined ? paxTime(mtimeText) : { seconds: number(block, 136, 12), nanoseconds: 0 },
-        linkname: text("linkpath") ?? pending.longLink ?? cString(block, 157, 100).toString("utf8"),
+        linkname: text("linkpath") ?? pending.longLink ?? cString(block, 157, 100).toString("latin1"),
         devmajor: number(block, 329, 8),
         devminor: number(block, 337, 8),
         xattrs,

@@ -1,34 +1,67 @@
-import { lstatSync, readdirSync, readlinkSync } from "node:fs";
-import path from "node:path";
-import { readXattrsTree, type Xattrs } from "../system/xattr.js";
+import { type BigIntStats, type Dirent, lstatSync, readdirSync, readlinkSync } from "node:fs";
+import { isErrno } from "../system/errors.js";
+import { readXattrsOf, type Xattrs } from "../system/xattr.js";
 import type { TarEntry } from "./header.js";
+import { type ByteString, displayName, fsPath } from "./names.js";
 
-/** One file of a tree walk: its tar entry, the file to read content from, and what it is on disk. */
-export interface TreeItem {
+/**
+ * One thing to put into an archive: an entry, and where its content comes from. A regular file
+ * with a `source` is read when it is archived (see archive-tree.ts), and its header then comes from
+ * the open file itself; anything else is written as the entry says (`content` for a file in memory).
+ */
+export interface ArchiveItem {
   entry: TarEntry;
-  /** Absolute path on disk (content of regular files is read from here). */
-  source: string;
+  /** Absolute path on disk, as bytes. */
+  source?: ByteString;
+  content?: Buffer;
+  /** Identity of a non-regular file with several links (hard links are found by dev:inode). */
+  links?: { key: string; count: number };
+}
+
+/** One file of a tree walk. */
+export interface TreeItem extends ArchiveItem {
+  source: ByteString;
   /** Path relative to the walked root ("" for the root itself). */
-  relative: string;
+  relative: ByteString;
   whiteout: boolean;
   /** Every extended attribute on disk, including those left out of the entry. */
   xattrs: Xattrs;
 }
 
+/**
+ * What a live tree did while it was archived: files that vanished, shrank, grew or changed type.
+ * Each is one warning naming the file; the archive stays valid and holds them as they were read.
+ */
+export class LiveChanges {
+  count = 0;
+
+  constructor(private readonly warn: (message: string) => void) {}
+
+  note(path: ByteString, what: string): void {
+    this.count++;
+    this.warn(`${displayName(path)}: ${what}`);
+  }
+}
+
 export interface TreeOptions {
   /** Archive name of the root directory's content ("" for none); entries are `<prefix>/<relative>`. */
-  prefix: string;
+  prefix: ByteString;
   /** Include the root directory itself as an entry named `prefix` (needs a prefix). */
   includeRoot: boolean;
   /** Extended attributes to leave out (e.g. overlayfs' own trusted.overlay.*). */
-  skipXattr?: (name: string) => boolean;
+  skipXattr?: (name: ByteString) => boolean;
   /** Told about files that cannot be archived (sockets). */
   warn?: (message: string) => void;
-  /** Paths (absolute) left out with everything below them, e.g. other volumes mounted inside. */
-  skip?: ReadonlySet<string>;
+  /** Paths (absolute, bytes) left out with everything below them, e.g. other volumes mounted inside. */
+  skip?: ReadonlySet<ByteString>;
+  /** Where files that vanish or change during the walk are reported. */
+  changes: LiveChanges;
 }
 
-function mtimeOf(ns: bigint): TarEntry["mtime"] {
+/** Items per getfattr call: few enough to stay small in memory, enough to make the spawn cheap. */
+const BATCH = 4096;
+
+export function mtimeOf(ns: bigint): TarEntry["mtime"] {
   const seconds = ns / 1_000_000_000n;
   const rest = ns % 1_000_000_000n;
   // Before 1970 the remainder is negative: borrow a second.
@@ -44,91 +77,158 @@ function devParts(rdev: bigint): { devmajor: number; devminor: number } {
   };
 }
 
+/** Owner, mode and time of a file as a tar entry has them. */
+export function entryMetadata(info: BigIntStats): Pick<TarEntry, "mode" | "uid" | "gid" | "mtime"> {
+  return {
+    mode: Number(info.mode & 0o7777n),
+    uid: Number(info.uid),
+    gid: Number(info.gid),
+    mtime: mtimeOf(info.mtimeNs),
+  };
+}
+
+const EMPTY: Xattrs = new Map();
+
 /**
- * Walk a tree depth-first in byte order of names, never following symlinks, and describe every
- * file as a tar entry with full metadata: numeric owner, mode incl. setuid/setgid/sticky,
- * nanosecond mtime, xattrs (POSIX ACLs included), hard links (the second name links to the first).
+ * Walk a tree depth-first in byte order of names, never following symlinks, in batches: each batch
+ * of items comes with every file's extended attributes (POSIX ACLs included), read by one getfattr
+ * while the walk goes on. Memory stays bounded by a batch and the largest directory, whatever the
+ * tree's size. A file that vanishes during the walk is reported to `changes` and left out.
  */
-export async function walkTree(root: string, options: TreeOptions): Promise<Iterable<TreeItem>> {
-  // One getfattr for the whole tree, then a synchronous walk: thousands of small files cost far
-  // less through sync calls than through the thread pool.
-  return walkWith(root, options, await readXattrsTree(root));
-}
-
-function* walkWith(root: string, options: TreeOptions, xattrs: Map<string, Xattrs>): Generator<TreeItem> {
-  const seen = new Map<string, string>();
-  const join = (relative: string) => [options.prefix, relative].filter((part) => part !== "").join("/");
-
-  function* visit(relative: string): Generator<TreeItem> {
-    const source = relative === "" ? root : path.join(root, relative);
-    if (relative !== "" && options.skip?.has(source)) return;
-    const info = lstatSync(source, { bigint: true });
-    const name = join(relative);
-    const all: Xattrs = xattrs.get(source) ?? new Map<string, Buffer>();
-    const attrs: Xattrs = new Map([...all].filter(([key]) => !options.skipXattr?.(key)));
-    const base = {
-      name,
-      mode: Number(info.mode & 0o7777n),
-      uid: Number(info.uid),
-      gid: Number(info.gid),
-      size: 0,
-      mtime: mtimeOf(info.mtimeNs),
-      ...(attrs.size > 0 ? { xattrs: attrs } : {}),
-    };
-    if (info.isDirectory()) {
-      if (relative !== "" || options.includeRoot) {
-        yield { entry: { ...base, type: "dir" }, source, relative, whiteout: false, xattrs: all };
-      }
-      const names = byteOrder(readdirSync(source));
-      for (const child of names) yield* visit(relative === "" ? child : `${relative}/${child}`);
-      return;
+export async function* walkTree(root: ByteString, options: TreeOptions): AsyncGenerator<TreeItem[]> {
+  const walker = walkItems(root, options);
+  const take = () => {
+    const batch: TreeItem[] = [];
+    for (let next = walker.next(); !next.done; next = walker.next()) {
+      batch.push(next.value);
+      if (batch.length === BATCH) break;
     }
-    // Overlayfs links all whiteouts of a layer to one inode: they are never hard links of each other.
-    const isWhiteout = info.isCharacterDevice() && info.rdev === 0n;
-    if (info.nlink > 1n && !isWhiteout) {
-      const key = `${info.dev}:${info.ino}`;
-      const first = seen.get(key);
-      if (first !== undefined) {
-        yield {
-          entry: { ...base, type: "hardlink", linkname: first },
-          source,
-          relative,
-          whiteout: false,
-          xattrs: all,
-        };
-        return;
-      }
-      seen.set(key, name);
+    return batch;
+  };
+  let batch = take();
+  let attrs = batch.length > 0 ? readXattrsOf(batch.map((item) => item.source)) : undefined;
+  while (batch.length > 0 && attrs) {
+    // Walk the next batch while getfattr reads this one's attributes.
+    const next = take();
+    const nextAttrs = next.length > 0 ? readXattrsOf(next.map((item) => item.source)) : undefined;
+    nextAttrs?.catch(() => {});
+    const found = await attrs;
+    for (const item of batch) {
+      const all = found.get(item.source);
+      if (!all) continue;
+      item.xattrs = all;
+      const kept = options.skipXattr ? new Map([...all].filter(([key]) => !options.skipXattr?.(key))) : all;
+      if (kept.size > 0) item.entry.xattrs = kept;
     }
-    if (info.isFile()) {
-      yield {
-        entry: { ...base, type: "file", size: Number(info.size) },
-        source,
-        relative,
-        whiteout: false,
-        xattrs: all,
-      };
-    } else if (info.isSymbolicLink()) {
-      const linkname = readlinkSync(source);
-      yield { entry: { ...base, type: "symlink", linkname }, source, relative, whiteout: false, xattrs: all };
-    } else if (info.isCharacterDevice() || info.isBlockDevice()) {
-      const type = info.isCharacterDevice() ? "char" : "block";
-      const whiteout = type === "char" && info.rdev === 0n;
-      yield { entry: { ...base, type, ...devParts(info.rdev) }, source, relative, whiteout, xattrs: all };
-    } else if (info.isFIFO()) {
-      yield { entry: { ...base, type: "fifo" }, source, relative, whiteout: false, xattrs: all };
-    } else {
-      options.warn?.(`${source}: socket skipped (a socket cannot be archived)`);
-    }
+    yield batch;
+    batch = next;
+    attrs = nextAttrs;
   }
-
-  yield* visit("");
 }
 
-/** Names in the byte order of their UTF-8 encoding (each name encoded once, not per comparison). */
-function byteOrder(names: string[]): string[] {
-  return names
-    .map((name) => ({ name, bytes: Buffer.from(name) }))
-    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
-    .map((entry) => entry.name);
+interface Level {
+  dir: ByteString;
+  relative: ByteString;
+  children: Dirent[];
+  index: number;
+}
+
+function* walkItems(root: ByteString, options: TreeOptions): Generator<TreeItem> {
+  const join = (relative: ByteString) =>
+    options.prefix === "" ? relative : relative === "" ? options.prefix : `${options.prefix}/${relative}`;
+  const stack: Level[] = [];
+  const visit = (
+    source: ByteString,
+    relative: ByteString,
+    dirent: Dirent | undefined,
+  ): TreeItem | undefined => {
+    if (relative !== "" && options.skip?.has(source)) return undefined;
+    const name = join(relative);
+    const base = { source, relative, whiteout: false, xattrs: EMPTY };
+    if (dirent?.isFile()) {
+      // Its header comes from the open file when it is archived: no lstat here.
+      const entry: TarEntry = {
+        name,
+        type: "file",
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: { seconds: 0, nanoseconds: 0 },
+      };
+      return { ...base, entry };
+    }
+    let info: BigIntStats;
+    try {
+      info = lstatSync(fsPath(source), { bigint: true });
+    } catch (error) {
+      if (!isErrno(error, "ENOENT") || relative === "") throw error;
+      options.changes.note(source, "vanished before it could be read; not archived");
+      return undefined;
+    }
+    const meta = { name, size: 0, ...entryMetadata(info) };
+    const links = info.nlink > 1n ? { key: `${info.dev}:${info.ino}`, count: Number(info.nlink) } : undefined;
+    if (info.isDirectory()) {
+      const children = listDirectory(source, options.changes);
+      if (children) stack.push({ dir: source, relative, children, index: 0 });
+      return relative !== "" || options.includeRoot
+        ? { ...base, entry: { ...meta, type: "dir" } }
+        : undefined;
+    }
+    if (info.isFile()) return { ...base, entry: { ...meta, type: "file" } };
+    if (info.isSymbolicLink()) {
+      let linkname: ByteString;
+      try {
+        linkname = readlinkSync(fsPath(source), { encoding: "latin1" });
+      } catch (error) {
+        if (!isErrno(error, "ENOENT")) throw error;
+        options.changes.note(source, "vanished before it could be read; not archived");
+        return undefined;
+      }
+      return { ...base, ...(links ? { links } : {}), entry: { ...meta, type: "symlink", linkname } };
+    }
+    if (info.isCharacterDevice() || info.isBlockDevice()) {
+      const type = info.isCharacterDevice() ? "char" : "block";
+      // Overlayfs links all whiteouts of a layer to one inode: they are never hard links of each other.
+      const whiteout = type === "char" && info.rdev === 0n;
+      return {
+        ...base,
+        whiteout,
+        ...(links && !whiteout ? { links } : {}),
+        entry: { ...meta, type, ...devParts(info.rdev) },
+      };
+    }
+    if (info.isFIFO()) return { ...base, ...(links ? { links } : {}), entry: { ...meta, type: "fifo" } };
+    options.warn?.(`${displayName(source)}: socket skipped (a socket cannot be archived)`);
+    return undefined;
+  };
+
+  const top = visit(root, "", undefined);
+  if (top) yield top;
+  while (stack.length > 0) {
+    const level = stack[stack.length - 1] as Level;
+    const dirent = level.children[level.index++];
+    if (dirent === undefined) {
+      stack.pop();
+      continue;
+    }
+    const name = dirent.name as unknown as ByteString;
+    const relative = level.relative === "" ? name : `${level.relative}/${name}`;
+    const item = visit(`${level.dir}/${name}`, relative, dirent);
+    if (item) yield item;
+  }
+}
+
+/** A directory's entries in byte order, or undefined when it vanished meanwhile. */
+function listDirectory(dir: ByteString, changes: LiveChanges): Dirent[] | undefined {
+  let children: Dirent[];
+  try {
+    // latin1: one char per byte, so the default string sort is the byte order.
+    children = readdirSync(fsPath(dir), { withFileTypes: true, encoding: "latin1" }) as unknown as Dirent[];
+  } catch (error) {
+    if (!isErrno(error, "ENOENT") && !isErrno(error, "ENOTDIR")) throw error;
+    changes.note(dir, "vanished while its directory was read; archived empty");
+    return undefined;
+  }
+  return children.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

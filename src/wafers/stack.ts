@@ -192,8 +192,9 @@ export async function stack(
       givenParent as string,
       ancestors.map((a) => store.data(a)),
     );
-  const madeMountPoint = await makeMountPoint(target);
+  let madeMountPoint = false;
   try {
+    madeMountPoint = await makeMountPoint(target);
     if (ancestors.length === 0) {
       await mount({ source: store.data(name), target, options: ["bind"] });
     } else {
@@ -207,9 +208,8 @@ export async function stack(
   } catch (error) {
     if (madeMountPoint) await rmdir(target).catch(() => {});
     if (madeWafer) await rm(store.dir(name), { recursive: true, force: true });
-    throw error instanceof MountError
-      ? error
-      : new MountError(`cannot stack '${name}': ${(error as Error).message}`);
+    if (error instanceof MountError) throw error;
+    throw new MountError(`cannot stack '${name}' at ${target}: ${(error as Error).message}`);
   }
   return { layers: chain.length, mountPoint: target, alreadyStacked: false, warnings };
 }

@@ -5,7 +5,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
-import { isMountpoint } from "../../src/system/mountinfo.js";
+import { isMountPoint } from "../../src/system/mountinfo.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
 import { htpasswd, htpasswdFile } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
@@ -173,10 +173,10 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
       { MNT_SOURCE: `UUID=${fs.uuid}`, MNT_TARGET: target, MNT_FSTYPE: "btrfs", MNT_DATA: "noatime" },
     );
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    expect(await isMountpoint(target)).toBe(false);
+    expect(await isMountPoint(target)).toBe(false);
     for (const [index, device] of fs.devices.entries()) await run("losetup", [device, images[index] ?? ""]);
     const proc = await serverPromise;
-    expect(await isMountpoint(target)).toBe(true);
+    expect(await isMountPoint(target)).toBe(true);
     const mounts = await readFile("/proc/self/mountinfo", "utf8");
     const line = mounts.split("\n").find((l) => l.split(" ")[4] === target) ?? "";
     expect(line).toContain(" - btrfs ");
@@ -186,7 +186,7 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
     const restic = await resticClient(scope, `rest:http://127.0.0.1:${port}/disk/`);
     await restic.run(["init"]);
     expect(await proc.stop("SIGTERM")).toBe(0);
-    expect(await isMountpoint(target)).toBe(false);
+    expect(await isMountPoint(target)).toBe(false);
     expect(proc.output()).toContain("disk unmounted");
   });
 
@@ -223,6 +223,6 @@ describe("rest-server process lifecycle (real processes, mounts and restic)", ()
     );
     expect(status).toBe(125);
     expect(output).toContain("device /dev/stowage-no-such-disk did not appear in time");
-    expect(await isMountpoint(target)).toBe(false);
+    expect(await isMountPoint(target)).toBe(false);
   });
 });

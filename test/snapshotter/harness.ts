@@ -2,8 +2,8 @@ import { createHash } from "node:crypto";
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { run } from "../../src/system/exec.js";
-import { readXattrsTree } from "../../src/system/xattr.js";
 import { type CliResult, runCli } from "../support/cli.js";
+import { xattrsOfTree } from "../support/xattrs.js";
 
 export const CLI = path.resolve(import.meta.dirname, "../../dist/cli/snapshotter.js");
 
@@ -71,7 +71,7 @@ export async function fidelityTree(dir: string): Promise<void> {
 export async function describeTree(dir: string): Promise<string[]> {
   const lines: string[] = [];
   const inodes = new Map<bigint, string>();
-  const xattrs = await readXattrsTree(dir);
+  const xattrs = await xattrsOfTree(dir);
   const walk = async (relative: string) => {
     const full = relative === "" ? dir : path.join(dir, relative);
     const info = await lstat(full, { bigint: true });

@@ -252,7 +252,7 @@ describe("snapshotter archives (real files, GNU tar)", () => {
     expect((await snapshotter(["restore", "--config", config, "--archive", mounted])).status).toBe(0);
     expect(await readFile(path.join(volumes[0] as string, "file.txt"), "utf8")).toBe("newer\n");
     const refused = await snapshotter(["compact", "--archive", mounted]);
-    expect([refused.status, refused.stderr]).toEqual([1, expect.stringContaining("is a mount point")]);
+    expect([refused.status, refused.stderr]).toEqual([2, expect.stringContaining("is a mount point")]);
     await run("umount", [mounted]);
     scope.defer("remount for the cleanup's umount", () => run("mount", ["--bind", hostFile, mounted]));
     const compacted = await snapshotter(["compact", "--archive", hostFile]);
@@ -296,7 +296,7 @@ describe("snapshotter archives (real files, GNU tar)", () => {
     const archive = path.join(dir, "backup.tar");
     await ddArchive(archive);
     const result = await snapshotter(["backup", "--config", config, "--archive", archive]);
-    expect(result.status).toBe(1);
+    expect(result.status).toBe(2);
     expect(result.stderr).toContain(message);
     expect(await fileHash(archive)).toBe(sha256("\0".repeat(1024)));
   });
@@ -316,12 +316,12 @@ describe("snapshotter archives (real files, GNU tar)", () => {
       "--prefix",
       "nope",
     ]);
-    expect([missing.status, missing.stderr]).toEqual([1, expect.stringContaining("prefix nope is not in")]);
+    expect([missing.status, missing.stderr]).toEqual([2, expect.stringContaining("prefix nope is not in")]);
     const extra = path.join(dir, "extra.yml");
     await writeFile(extra, `prefix: volumes/busy_lewin\nvolumes: [${volumes[0]}, /not/backed/up]\n`);
     await writeFile(path.join(volumes[0] as string, "file.txt"), "untouched\n");
     const notThere = await snapshotter(["restore", "--config", extra, "--archive", archive]);
-    expect(notThere.status).toBe(1);
+    expect(notThere.status).toBe(2);
     expect(notThere.stderr).toContain("volume /not/backed/up is not in the backup");
     expect(await readFile(path.join(volumes[0] as string, "file.txt"), "utf8")).toBe("untouched\n");
     // A missing target is created (the original refuses).
@@ -444,7 +444,7 @@ describe("snapshotter refuses malicious archives (nothing written outside the vo
     const { dir, volume, archive, config } = await setup(scope, members);
     const before = await readdir(dir, { recursive: true });
     const result = await snapshotter(["restore", "--config", config, "--archive", archive]);
-    expect(result.status).toBe(1);
+    expect(result.status).toBe(2);
     expect(result.stderr).toContain(message);
     expect(await readFile(path.join(volume, "keep"), "utf8")).toBe("existing data\n");
     expect(await readdir(dir, { recursive: true })).toEqual(before);
@@ -456,7 +456,7 @@ describe("snapshotter refuses malicious archives (nothing written outside the vo
     const size = (await stat(archive)).size;
     await truncate(archive, size - 60_000);
     const truncated = await snapshotter(["restore", "--config", config, "--archive", archive]);
-    expect(truncated.status).toBe(1);
+    expect(truncated.status).toBe(2);
     expect(truncated.stderr).toContain("not a valid tar archive");
     expect(await readFile(path.join(volume, "keep"), "utf8")).toBe("existing data\n");
 
@@ -482,7 +482,7 @@ describe("snapshotter refuses malicious archives (nothing written outside the vo
     }
     await writeFile(huge.archive, bytes);
     const result = await snapshotter(["restore", "--config", huge.config, "--archive", huge.archive]);
-    expect(result.status).toBe(1);
+    expect(result.status).toBe(2);
     expect(result.stderr).toContain("member data truncated");
     expect(await readFile(path.join(huge.volume, "keep"), "utf8")).toBe("existing data\n");
   });
@@ -596,7 +596,7 @@ describe("snapshotter host mode (real Docker engine)", () => {
       "--stop-timeout",
       "1",
     ]);
-    expect(failing.status).toBe(1);
+    expect(failing.status).toBe(2);
     expect(failing.stderr).toContain("is a directory");
     expect(await docker(["inspect", "--format", "{{.State.Running}}", name])).toBe("true");
     const notAMount = await snapshotter([
@@ -611,7 +611,7 @@ describe("snapshotter host mode (real Docker engine)", () => {
       bogus,
     ]);
     expect([notAMount.status, notAMount.stderr]).toEqual([
-      1,
+      2,
       expect.stringContaining("/srv is not a mount of container"),
     ]);
   });

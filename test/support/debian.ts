@@ -33,7 +33,7 @@ export async function debianRoot(): Promise<string> {
   const done = path.join(CACHE, "bookworm-minbase.complete");
   await mkdir(CACHE, { recursive: true });
   return withLock(
-    path.join(CACHE, "bookworm-minbase"),
+    path.join(CACHE, "bookworm-minbase.lock"),
     async () => {
       if (existsSync(done)) return root;
       await rm(root, { recursive: true, force: true });
@@ -46,7 +46,7 @@ export async function debianRoot(): Promise<string> {
       await writeFile(done, "");
       return root;
     },
-    { timeoutMs: 900_000, staleMs: 30_000 },
+    { timeoutMs: 900_000, pidFile: true },
   );
 }
 

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
+  asTarFailure,
   ConfigError,
   ERROR_EXIT_CODES,
   exitCodeFor,
+  InterruptedError,
   LockError,
   MountError,
-  NotImplementedError,
+  signalExitStatus,
   UsageError,
 } from "../../src/system/errors.js";
 
@@ -15,9 +17,23 @@ describe("error codes", () => {
     expect(exitCodeFor(new ConfigError("x"))).toBe(1);
     expect(exitCodeFor(new MountError("x"))).toBe(125);
     expect(exitCodeFor(new LockError("x"))).toBe(75);
-    expect(exitCodeFor(new NotImplementedError())).toBe(1);
     expect(exitCodeFor(new Error("plain"))).toBe(ERROR_EXIT_CODES.INTERNAL);
     expect(exitCodeFor("thrown string")).toBe(70);
+  });
+
+  it("an interrupted run exits 128+N for every signal, SIGQUIT included", () => {
+    expect(signalExitStatus("SIGINT")).toBe(130);
+    expect(signalExitStatus("SIGQUIT")).toBe(131);
+    expect(signalExitStatus("SIGTERM")).toBe(143);
+    expect(exitCodeFor(new InterruptedError("SIGHUP"))).toBe(129);
+  });
+
+  it("snapshotter's failures exit 2 (its 1 means 'some files changed', as GNU tar's)", () => {
+    expect(exitCodeFor(asTarFailure(new ConfigError("x")))).toBe(2);
+    expect(exitCodeFor(asTarFailure(new LockError("x")))).toBe(75);
+    expect(exitCodeFor(asTarFailure(new UsageError("x")))).toBe(2);
+    expect(exitCodeFor(asTarFailure(new Error("bug")))).toBe(70);
+    expect((asTarFailure(new ConfigError("the message")) as Error).message).toBe("the message");
   });
 
   it("carry their code and class name", () => {

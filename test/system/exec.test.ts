@@ -40,6 +40,55 @@ describe("run", () => {
     expect(error.message).toContain("killed by SIGTERM");
   });
 
+  it("never cuts output silently: more than the limit fails, naming the command and the limit", async () => {
+    const error = (await run("head", ["-c", "20000000", "/dev/zero"]).catch((e: unknown) => e)) as ExecError;
+    expect(error).toBeInstanceOf(ExecError);
+    expect(error.message).toContain("printed more than 16777216 bytes");
+    const small = await run("head", ["-c", "2000", "/dev/zero"], { maxStdoutBytes: 2000 });
+    expect(small.stdout.length).toBe(2000);
+    await expect(run("head", ["-c", "2001", "/dev/zero"], { maxStdoutBytes: 2000 })).rejects.toThrow(
+      /printed more than 2000 bytes/,
+    );
+  });
+
+  it("streams stdout, and a stream of input, without holding either whole", async () => {
+    let bytes = 0;
+    async function* input() {
+      for (let i = 0; i < 64; i++) yield Buffer.alloc(1024 * 1024, 0x61);
+    }
+    const result = await run("cat", [], {
+      input: input(),
+      onStdout: (chunk) => {
+        bytes += chunk.length;
+      },
+    });
+    expect([result.stdout, bytes]).toEqual(["", 64 * 1024 * 1024]);
+  });
+
+  it("an abort signals the child, waits for it to end, and rejects with the reason", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const pending = run("sh", ["-c", "trap 'echo got INT; exit 0' INT; while :; do sleep 0.05; done"], {
+      signal: controller.signal,
+      stopSignal: "SIGINT",
+    });
+    setTimeout(() => controller.abort(new Error("stop now")), 200);
+    await expect(pending).rejects.toThrow("stop now");
+    expect(Date.now() - started).toBeLessThan(5_000);
+  });
+
+  it("hands descriptors of ours to the child as fd 3 and on", async () => {
+    const { openSync, closeSync, readFileSync } = await import("node:fs");
+    const file = `/tmp/stowage-exec-fd-${process.pid}`;
+    const fd = openSync(file, "w");
+    try {
+      await run("sh", ["-c", "echo through-fd-3 >&3"], { fds: [fd] });
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(file, "utf8")).toBe("through-fd-3\n");
+  });
+
   it("writes a quoted trace line before running", async () => {
     const lines: string[] = [];
     await run("true", ["x y", "z"], { trace: (line) => lines.push(line) });

@@ -3,7 +3,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { MountError } from "../../src/system/errors.js";
 import { mount, mountArgs, umount } from "../../src/system/mount.js";
-import { findMount, isMountpoint, readMountinfo } from "../../src/system/mountinfo.js";
+import { findMount, isMountPoint, readMountinfo } from "../../src/system/mountinfo.js";
 import { useScope } from "../support/scope.js";
 
 describe("mount helpers (real mounts)", () => {
@@ -20,12 +20,12 @@ describe("mount helpers (real mounts)", () => {
     await mkdir(target);
     await mount({ source: "stowage-test", target, fsType: "tmpfs", options: ["size=1m", "mode=0700"] });
     scope.defer("unmount", async () => {
-      if (await isMountpoint(target)) await umount(target);
+      if (await isMountPoint(target)) await umount(target);
     });
     const entry = findMount(await readMountinfo(), target);
     expect(entry).toMatchObject({ fsType: "tmpfs", source: "stowage-test" });
     await umount(target);
-    expect(await isMountpoint(target)).toBe(false);
+    expect(await isMountPoint(target)).toBe(false);
   });
 
   it("bind-mounts read-only", async () => {

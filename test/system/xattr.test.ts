@@ -1,5 +1,9 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { parseGetfattr } from "../../src/system/xattr.js";
+import { run } from "../../src/system/exec.js";
+import { GetfattrParser, parseGetfattr, readXattrsOf, writeXattrs } from "../../src/system/xattr.js";
 
 describe("getfattr output", () => {
   it("decodes file names with octal escapes and base64/hex/text values", () => {
@@ -22,5 +26,46 @@ describe("getfattr output", () => {
     expect(first?.get("user.three")?.toString()).toBe("hi");
     expect(first?.get("user.empty")?.length).toBe(0);
     expect(files.get("/tmp/back\\slash")?.get("trusted.overlay.opaque")?.toString()).toBe("y");
+  });
+});
+
+describe("extended attributes through the real getfattr and setfattr", () => {
+  it("reads a batch of byte-string paths through xargs; a file that is gone is skipped, not a failure", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "stowage-xattr-"));
+    try {
+      const latin1 = Buffer.from(`${dir}/caf\xe9`, "latin1");
+      await writeFile(latin1, "x");
+      await run("python3", [
+        "-c",
+        "import os,sys; os.setxattr(os.fsencode(sys.argv[1]) + b'/caf\\xe9', b'user.k', b'\\x00\\xff')",
+        dir,
+      ]);
+      const files = [latin1.toString("latin1"), `${dir}/vanished`];
+      const found = await readXattrsOf(files);
+      expect([...found.keys()]).toEqual([latin1.toString("latin1")]);
+      expect(found.get(latin1.toString("latin1"))?.get("user.k")).toEqual(Buffer.from([0, 0xff]));
+      // Written back by setfattr under another name, read by the real getfattr.
+      const other = Buffer.from(`${dir}/n\xe9w`, "latin1");
+      await writeFile(other, "y");
+      await writeXattrs(
+        new Map([[other.toString("latin1"), new Map([["user.n\xe9", Buffer.from("v=1\n")]])]]),
+      );
+      const back = await readXattrsOf([other.toString("latin1")]);
+      expect(back.get(other.toString("latin1"))?.get("user.n\xe9")?.toString()).toBe("v=1\n");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("parses a dump that arrives in pieces, split anywhere", () => {
+    const text = "# file: /a\nuser.x=0saGk=\n\n# file: /b\\040c\nuser.y=0x6869\n\n";
+    for (let cut = 0; cut < text.length; cut++) {
+      const parser = new GetfattrParser();
+      parser.push(Buffer.from(text.slice(0, cut), "latin1"));
+      parser.push(Buffer.from(text.slice(cut), "latin1"));
+      const files = parser.end();
+      expect([...files.keys()]).toEqual(["/a", "/b c"]);
+      expect(files.get("/b c")?.get("user.y")?.toString()).toBe("hi");
+    }
   });
 });

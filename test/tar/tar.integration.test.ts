@@ -17,12 +17,14 @@ import net from "node:net";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
-import { readXattrsTree } from "../../src/system/xattr.js";
+import { TreeArchiver } from "../../src/tar/archive-tree.js";
 import { ArchiveWriter } from "../../src/tar/archive-writer.js";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "../../src/tar/header.js";
+import { bytesOf } from "../../src/tar/names.js";
 import { scanArchive } from "../../src/tar/reader.js";
-import { walkTree } from "../../src/tar/tree.js";
+import { LiveChanges, walkTree } from "../../src/tar/tree.js";
 import { useScope } from "../support/scope.js";
+import { xattrsOfTree } from "../support/xattrs.js";
 
 /** A tree with everything a volume can hold, made with the usual tools and syscalls. */
 async function richTree(dir: string): Promise<void> {
@@ -54,11 +56,17 @@ async function richTree(dir: string): Promise<void> {
 }
 
 async function writeArchive(root: string, file: string, warnings: string[]): Promise<void> {
-  const walk = await walkTree(root, { prefix: "vol", includeRoot: true, warn: (w) => warnings.push(w) });
+  const changes = new LiveChanges((w) => warnings.push(w));
+  const walk = walkTree(bytesOf(root), {
+    prefix: "vol",
+    includeRoot: true,
+    warn: (w) => warnings.push(w),
+    changes,
+  });
   const fd = openSync(file, "w");
   try {
     const writer = new ArchiveWriter(fd, 0);
-    for (const item of walk) writer.add({ entry: item.entry, source: item.source });
+    await new TreeArchiver(writer, changes).addAll(walk);
     writer.write(END_OF_ARCHIVE);
     writer.finish();
   } finally {
@@ -163,12 +171,12 @@ describe("tar layer against GNU tar", () => {
       expect(got, name).toEqual(want);
     }
     expect(after.get("hard-a")?.ino).toBe(after.get("hard-b")?.ino);
-    const xattrsBefore = await readXattrsTree(source);
-    const xattrsAfter = await readXattrsTree(restored);
+    const xattrsBefore = await xattrsOfTree(source);
+    const xattrsAfter = await xattrsOfTree(restored);
     for (const name of ["plain.txt", "sticky"]) {
-      const want = xattrsBefore.get(path.join(source, name));
+      const want = xattrsBefore.get(bytesOf(path.join(source, name)));
       expect(want?.size, name).toBeGreaterThan(0);
-      expect(xattrsAfter.get(path.join(restored, name)), name).toEqual(want);
+      expect(xattrsAfter.get(bytesOf(path.join(restored, name))), name).toEqual(want);
     }
     expect(await readFile(path.join(restored, "ünïcödé ✓ name"), "utf8")).toBe("utf-8\n");
   });
@@ -217,7 +225,7 @@ describe("tar reader on archives GNU tar wrote", () => {
       const names =
         format === "ustar" ? ["small", "link", "hard"] : ["small", "link", "hard", "d".repeat(120), long];
       await run("tar", [`--format=${format}`, "--xattrs", "-cf", archive, "-C", source, ...names]);
-      const scan = scanArchive(archive);
+      const scan = await scanArchive(archive);
       expect(scan.members.map((m) => m.name.replace(/\/$/, ""))).toEqual(
         (await run("tar", ["-tf", archive])).stdout
           .trim()

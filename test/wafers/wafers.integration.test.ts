@@ -313,6 +313,17 @@ describe("wafers on a real kernel overlayfs", () => {
     expect(await readdir(roots.stacks).catch(() => [])).toEqual([]);
   });
 
+  it("a mount point that cannot be made leaves no new wafer behind", async () => {
+    const roots = await wafersRoots(scope);
+    await handMadeChain(roots, ["a"]);
+    // $STACKS is a file: its NAME directory cannot be made.
+    await writeFile(roots.stacks, "not a directory\n");
+    const result = await wafers(["stack", "new", "a"], roots.env);
+    expect(result.status).toBe(125);
+    expect(result.stderr).toContain(`cannot stack 'new' at ${roots.stacks}/new`);
+    expect((await readdir(roots.wafers)).sort()).toEqual(["a"]);
+  });
+
   it("rm refuses a parent or a mounted wafer, then removes", async () => {
     const roots = await wafersRoots(scope);
     await handMadeChain(roots, ["a", "b"]);

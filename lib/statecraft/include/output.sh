@@ -32,16 +32,10 @@ quiet() {
     fi
 }
 
-# cmd CMD [ARG...]: trace the command with -v, then run it. With STATECRAFT_TIMING_LOG set, the
-# command's wall time is appended there (the benchmark splits our overhead from the tools').
+# cmd CMD [ARG...]: trace the command with -v, then run it.
 cmd() {
     verbose "+ $(quote "$@")"
-    [ -n "${STATECRAFT_TIMING_LOG:-}" ] || { "$@"; return; }
-    local started="$EPOCHREALTIME" status
     "$@"
-    status=$?
-    printf '%s %s %s\n' "$started" "$EPOCHREALTIME" "$1" >> "$STATECRAFT_TIMING_LOG"
-    return "$status"
 }
 
 # get_random N: N random alphanumeric characters.

@@ -38,10 +38,6 @@ journal_replay() {
         text="$(printf '%s' "${line:2}" | base64 -d)" || { failed=1; continue; }
         if [ "$mode" == "lenient" ] && [[ "$text" =~ ^(umount|rmdir|rm|quiet|verbose)\  ]]; then
             (eval "$text") > /dev/null 2>&1 || true
-        elif [ -n "${STATECRAFT_TIMING_LOG:-}" ]; then
-            local started="$EPOCHREALTIME"
-            (STATECRAFT_TIMING_LOG="" && eval "$text") || { echo "statecraft: cleanup failed: $text" >&2; failed=1; }
-            printf '%s %s cleanup\n' "$started" "$EPOCHREALTIME" >> "$STATECRAFT_TIMING_LOG"
         else
             (eval "$text")
             status=$?
