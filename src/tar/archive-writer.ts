@@ -88,24 +88,41 @@ export class ArchiveWriter {
   }
 
   /**
-   * Copy up to `length` bytes from an open file at `start` (or its current position when null).
-   * Returns the bytes copied: fewer when the file ended first (the caller decides what that means).
+   * Copy up to `length` bytes of an open file from position `start`, synchronously, straight into
+   * the buffer. It stops early when the file ends (`ended`) or when a time slice has passed after
+   * a flush, so that the caller can let the event loop run and call again: small files (nearly all)
+   * never make a promise.
    */
-  async copyFrom(fd: number, start: number | null, length: number): Promise<number> {
-    let remaining = length;
-    let at = start;
-    while (remaining > 0) {
+  copySome(fd: number, start: number, length: number): { copied: number; ended: boolean } {
+    let copied = 0;
+    while (copied < length) {
       if (this.used === BUFFER) {
         this.flush();
-        if (this.slice?.due()) await this.slice.pause();
+        if (this.slice?.due()) return { copied, ended: false };
       }
-      const n = readSync(fd, this.buffer, this.used, Math.min(BUFFER - this.used, remaining), at);
-      if (n === 0) break;
+      const n = readSync(
+        fd,
+        this.buffer,
+        this.used,
+        Math.min(BUFFER - this.used, length - copied),
+        start + copied,
+      );
+      if (n === 0) return { copied, ended: true };
       this.used += n;
-      remaining -= n;
-      if (at !== null) at += n;
+      copied += n;
     }
-    return length - remaining;
+    return { copied, ended: false };
+  }
+
+  /** Copy `length` bytes from `start`, letting the event loop run between slices; returns the bytes copied. */
+  async copyFrom(fd: number, start: number, length: number): Promise<number> {
+    let done = 0;
+    for (;;) {
+      const { copied, ended } = this.copySome(fd, start + done, length - done);
+      done += copied;
+      if (ended || done === length) return done;
+      if (this.slice) await this.slice.pause();
+    }
   }
 
   /** `count` zero bytes (a file that shrank while it was read is padded to its header's size). */
@@ -118,11 +135,6 @@ export class ArchiveWriter {
       this.used += n;
       remaining -= n;
     }
-  }
-
-  /** Let signals and timers in when a slice of work has passed (cheap otherwise). */
-  async breathe(): Promise<void> {
-    if (this.slice?.due()) await this.slice.pause();
   }
 
   /** Flush what is buffered; returns the position after the last byte written. */

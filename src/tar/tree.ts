@@ -88,6 +88,7 @@ export function entryMetadata(info: BigIntStats): Pick<TarEntry, "mode" | "uid" 
 }
 
 const EMPTY: Xattrs = new Map();
+const NO_TIME: TarEntry["mtime"] = Object.freeze({ seconds: 0, nanoseconds: 0 });
 
 /**
  * Walk a tree depth-first in byte order of names, never following symlinks, in batches: each batch
@@ -146,17 +147,10 @@ function* walkItems(root: ByteString, options: TreeOptions): Generator<TreeItem>
     const name = join(relative);
     const base = { source, relative, whiteout: false, xattrs: EMPTY };
     if (dirent?.isFile()) {
-      // Its header comes from the open file when it is archived: no lstat here.
-      const entry: TarEntry = {
-        name,
-        type: "file",
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        mtime: { seconds: 0, nanoseconds: 0 },
-      };
-      return { ...base, entry };
+      // Its header comes from the open file when it is archived: no lstat here, and a lean item
+      // (a batch of them lives through several young-generation collections).
+      const entry: TarEntry = { name, type: "file", mode: 0, uid: 0, gid: 0, size: 0, mtime: NO_TIME };
+      return { entry, source, relative, whiteout: false, xattrs: EMPTY };
     }
     let info: BigIntStats;
     try {

@@ -2,6 +2,7 @@ import path from "node:path";
 import { run } from "../../src/system/exec.js";
 import { type CliResult, runCli } from "../support/cli.js";
 import { ensureTestImage, TEST_LABEL } from "../support/docker.js";
+import { resticClient } from "../support/restic.js";
 import { type TestScope, uniqueId } from "../support/scope.js";
 
 export const CLI = path.resolve(import.meta.dirname, "../../dist/cli/backrest-sidecar.js");
@@ -87,4 +88,17 @@ export async function world(scope: TestScope) {
 /** Replace a test's unique names so a golden file can be compared. */
 export function generic(text: string, marker: string, dir: string): string {
   return text.replaceAll(marker, "WORLD").replaceAll(dir, "DIR");
+}
+
+/** A fresh restic repository (password "pw") and the RESTIC_* environment backup-once needs. */
+export async function resticRepository(scope: TestScope) {
+  const repoDir = await scope.tempDir("stowage-sidecar-repo-");
+  const env = {
+    RESTIC_REPOSITORY: repoDir,
+    RESTIC_PASSWORD: "pw",
+    RESTIC_CACHE_DIR: path.join(repoDir, ".cache"),
+  };
+  const restic = await resticClient(scope, repoDir, { password: "pw" });
+  await restic.run(["init"]);
+  return { env, restic, repoDir };
 }

@@ -4,9 +4,8 @@ import { readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
-import { resticClient } from "../support/restic.js";
 import { freePort, type TestScope, useScope } from "../support/scope.js";
-import { CLI, generic, sidecar, world } from "./harness.js";
+import { CLI, generic, resticRepository, sidecar, world } from "./harness.js";
 import { DB_LABELS } from "./seed-labels.js";
 
 const GOLDEN = path.join(import.meta.dirname, "golden");
@@ -266,14 +265,7 @@ describe("backrest-sidecar backup-once (native engine, real restic)", () => {
 
   it("stops the quiesced container during the backup and always starts it again; forgets per workload", async () => {
     const w = await world(scope);
-    const repoDir = await scope.tempDir("stowage-sidecar-repo-");
-    const env = {
-      RESTIC_REPOSITORY: repoDir,
-      RESTIC_PASSWORD: "pw",
-      RESTIC_CACHE_DIR: path.join(repoDir, ".cache"),
-    };
-    const restic = await resticClient(scope, repoDir, { password: "pw" });
-    await restic.run(["init"]);
+    const { env, restic } = await resticRepository(scope);
     const data = await w.volume("appdata");
     const app = await w.container(
       "app-1",

@@ -5,21 +5,8 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { TEST_IMAGE, TEST_LABEL } from "../support/docker.js";
-import { resticClient } from "../support/restic.js";
-import { type TestScope, useScope } from "../support/scope.js";
-import { CLI, sidecar, world } from "./harness.js";
-
-async function repository(scope: TestScope) {
-  const repoDir = await scope.tempDir("stowage-sidecar-repo-");
-  const env = {
-    RESTIC_REPOSITORY: repoDir,
-    RESTIC_PASSWORD: "pw",
-    RESTIC_CACHE_DIR: path.join(repoDir, ".cache"),
-  };
-  const restic = await resticClient(scope, repoDir, { password: "pw" });
-  await restic.run(["init"]);
-  return { env, restic, repoDir };
-}
+import { useScope } from "../support/scope.js";
+import { CLI, resticRepository, sidecar, world } from "./harness.js";
 
 const running = async (name: string) =>
   (await run("docker", ["inspect", "--format", "{{.State.Running}}", name])).stdout.trim();
@@ -74,7 +61,7 @@ describe("backrest-sidecar backup-once never reports success with a container le
 
   it("a quiesced container that cannot start again: the others are started, exit 1, the last line names it", async () => {
     const w = await world(scope);
-    const { env } = await repository(scope);
+    const { env } = await resticRepository(scope);
     const data = await w.volume("appdata");
     const app = await w.container(
       "app",
@@ -129,7 +116,7 @@ describe("backrest-sidecar backup-once never reports success with a container le
 
   it("SIGTERM during the backup: restic is stopped and awaited, the container is started, exit 143, no forget", async () => {
     const w = await world(scope);
-    const { env, repoDir, restic } = await repository(scope);
+    const { env, repoDir, restic } = await resticRepository(scope);
     const data = await w.volume("big");
     const app = await w.container(
       "app",
@@ -206,7 +193,7 @@ describe("backrest-sidecar backup-once: what it is given is what it does", () =>
 
   it("a workload without backrest.keep gets the default retention, as its Backrest plan does", async () => {
     const w = await world(scope);
-    const { env } = await repository(scope);
+    const { env } = await resticRepository(scope);
     const data = await w.volume("d");
     await w.container(
       "plain",
@@ -226,7 +213,7 @@ describe("backrest-sidecar backup-once: what it is given is what it does", () =>
 
   it("a workload whose mount cannot be made fails alone, with no snapshot; the others are backed up (exit 3)", async () => {
     const w = await world(scope);
-    const { env, restic } = await repository(scope);
+    const { env, restic } = await resticRepository(scope);
     const data = await w.volume("good");
     await w.container(
       "good",

@@ -88,20 +88,26 @@ async function tarNames(archive: string): Promise<string[]> {
 describe("snapshotter: two writers of one archive (a second real process)", () => {
   const scope = useScope();
 
-  it("a writer stalled for 5 s keeps its lock: the second waits, both copies are stored and restore", async () => {
+  /** A first writer stopped (SIGSTOP) in the middle of a 1 GiB volume, and a second one started. */
+  async function twoWriters() {
     const dir = await scope.tempDir("stowage-snap-lock-");
     const [a, b] = [path.join(dir, "a"), path.join(dir, "b")];
     await mkdir(a);
     await mkdir(b);
     await sparse(path.join(a, "big"), 1024 ** 3);
-    await writeFile(path.join(a, "small"), "a\n");
     await writeFile(path.join(b, "only-b"), "b\n");
     const archive = path.join(dir, "backup.tar");
+    const configB = await config(dir, [b], "volumes/b");
     const first = start(["backup", "--config", await config(dir, [a], "volumes/a"), "--archive", archive]);
     await grownPast(archive, 16 * 1024 * 1024);
     // Stalled: no timer, no heartbeat of the holder runs (what a long synchronous write did).
     first.kill("SIGSTOP");
-    const second = start(["backup", "--config", await config(dir, [b], "volumes/b"), "--archive", archive]);
+    const second = start(["backup", "--config", configB, "--archive", archive]);
+    return { b, archive, configB, first, second };
+  }
+
+  it("a writer stalled for 5 s keeps its lock: the second waits, both copies are stored and restore", async () => {
+    const { b, archive, configB, first, second } = await twoWriters();
     await new Promise((resolve) => setTimeout(resolve, 5_000));
     // A heartbeat lock (stale after 3 s) was taken over by now; a kernel lock is not.
     expect(second.exitCode).toBe(null);
@@ -114,30 +120,14 @@ describe("snapshotter: two writers of one archive (a second real process)", () =
     expect(listed).toContain("volumes/a  1 volume(s)");
     expect(listed).toContain("volumes/b  1 volume(s)");
     await rm(b, { recursive: true });
-    const restored = await snapshotter([
-      "restore",
-      "--config",
-      await config(dir, [b], "volumes/b"),
-      "--archive",
-      archive,
-    ]);
+    const restored = await snapshotter(["restore", "--config", configB, "--archive", archive]);
     expect(restored.status, restored.stderr).toBe(0);
     expect(await readFile(path.join(b, "only-b"), "utf8")).toBe("b\n");
     expect((await tarNames(archive)).filter((n) => n.endsWith("/big"))).toHaveLength(1);
   });
 
   it("a writer killed with -9 frees the archive at once; the waiting one goes on", async () => {
-    const dir = await scope.tempDir("stowage-snap-lock-");
-    const [a, b] = [path.join(dir, "a"), path.join(dir, "b")];
-    await mkdir(a);
-    await mkdir(b);
-    await sparse(path.join(a, "big"), 1024 ** 3);
-    await writeFile(path.join(b, "only-b"), "b\n");
-    const archive = path.join(dir, "backup.tar");
-    const first = start(["backup", "--config", await config(dir, [a], "volumes/a"), "--archive", archive]);
-    await grownPast(archive, 16 * 1024 * 1024);
-    first.kill("SIGSTOP");
-    const second = start(["backup", "--config", await config(dir, [b], "volumes/b"), "--archive", archive]);
+    const { archive, first, second } = await twoWriters();
     await new Promise((resolve) => setTimeout(resolve, 500));
     first.kill("SIGKILL");
     const started = Date.now();
