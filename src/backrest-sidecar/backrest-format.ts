@@ -15,11 +15,13 @@ export function backrestRetention(spec: string, warn: (message: string) => void)
   const keep = parseKeep(spec);
   for (const key of Object.keys(keep.durations))
     warn(`keep ${key} has no Backrest retention equivalent; left out of the plan`);
+  // Zero counts are left out, as Backrest writes them (protojson drops zero values): the plan
+  // then reads back from Backrest's own rewrite exactly as we wrote it.
   const counts: Record<string, number> = {};
   for (const [key, value] of Object.entries(keep.counts)) {
     if (value === "unlimited")
       warn(`keep ${key}=unlimited has no Backrest retention equivalent; left out of the plan`);
-    else counts[key] = value;
+    else if (value !== 0) counts[key] = value;
   }
   const buckets = ["hourly", "daily", "weekly", "monthly", "yearly"].filter(
     (key) => counts[key] !== undefined,

@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { toBackrestPlan } from "./backrest-format.js";
+import { configProblems, planProblems } from "./backrest-rules.js";
 import type { SidecarPlan } from "./plans.js";
 
 type Json = Record<string, unknown>;
@@ -74,6 +75,8 @@ export interface MergeResult {
   data: Json;
   upserted: string[];
   removed: string[];
+  /** Plans not written because Backrest would refuse them (their existing plan stays). */
+  refused: Array<{ planId: string; message: string }>;
 }
 
 /**
@@ -104,16 +107,38 @@ export function mergePlans(
     else removed.push(id);
   }
   const upserted: string[] = [];
+  const refused: MergeResult["refused"] = [];
+  const repos = new Set(repoIds(config));
   for (const [id, plan] of desired) {
-    const rendered =
-      config.format === "backrest"
-        ? toBackrestPlan(plan, byId.get(id), (message) => options.warn(id, message))
-        : seedPlan(plan);
+    if (config.format === "seed") {
+      next.set(id, seedPlan(plan));
+      upserted.push(id);
+      continue;
+    }
+    const rendered = toBackrestPlan(plan, byId.get(id), (message) => options.warn(id, message));
+    const problems = planProblems(rendered, repos);
+    if (problems.length > 0) {
+      refused.push({ planId: id, message: `Backrest would refuse it: ${problems.join("; ")}` });
+      const old = byId.get(id);
+      if (old) next.set(id, old);
+      continue;
+    }
     next.set(id, rendered);
     upserted.push(id);
   }
   const plans = [...others, ...[...next.keys()].sort().map((id) => next.get(id) as Json)];
-  return { data: { ...config.data, plans }, upserted, removed };
+  return { data: { ...config.data, plans }, upserted, removed, refused };
+}
+
+/**
+ * A Backrest config that Backrest itself would refuse, apart from our own plans (which we replace
+ * or remove and check on their own): the sidecar leaves such a file alone.
+ */
+export function foreignProblems(config: LoadedConfig, prefix: string): string[] {
+  if (config.format !== "backrest") return [];
+  const plans = Array.isArray(config.data.plans) ? (config.data.plans as Json[]) : [];
+  const others = plans.filter((plan) => !(typeof plan?.id === "string" && plan.id.startsWith(prefix)));
+  return configProblems({ ...config.data, plans: others });
 }
 
 /** Key-sorted JSON with plans, repos and path lists compared regardless of order (Backrest sorts them). */
@@ -137,10 +162,17 @@ export function render(data: Json): string {
 }
 
 /**
- * Replace the file atomically: `config.json.new`, fsync, rename, fsync the directory; the old
- * owner kept, mode 0644 so the Backrest container and operators can read it. A failure leaves the
- * old file as it was (and no .new behind).
+ * Replace the file atomically: `config.json.new`, fsync, rename, fsync the directory; the owner
+ * kept. Backrest's own file keeps its mode (Backrest writes it 0600: it holds repository
+ * passwords), and one we create is 0600 for the same reason. A file in the seed's format is 0644,
+ * the seed's explicit rule (so the Backrest container and operators can read it). A failure leaves
+ * the old file as it was (and no .new behind); the temp file is 0600 until it is complete.
  */
-export async function writeConfig(file: string, text: string): Promise<void> {
-  await writeFileAtomic(file, text, { temp: `${file}.new`, keepOwnership: true, mode: 0o644 });
+export async function writeConfig(config: LoadedConfig, text: string): Promise<void> {
+  const mode = config.format === "seed" ? 0o644 : config.exists ? undefined : 0o600;
+  await writeFileAtomic(config.path, text, {
+    temp: `${config.path}.new`,
+    keepOwnership: true,
+    ...(mode !== undefined ? { mode } : {}),
+  });
 }

@@ -46,6 +46,9 @@ export function parseKeep(spec: string): KeepSpec {
       throw new Error(`unknown key '${key}' (known: ${[...COUNT_KEYS, ...DURATION_KEYS].join(", ")})`);
     }
   }
+  const counts = Object.values(result.counts);
+  if (Object.keys(result.durations).length === 0 && counts.every((count) => count === 0))
+    throw new Error("keeps nothing: every count is 0 (Backrest refuses such a policy, restic forget too)");
   return result;
 }
 

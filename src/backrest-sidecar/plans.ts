@@ -1,5 +1,5 @@
 import path from "node:path";
-import { checkCron } from "./cron.js";
+import { backrestCron, type CronSchedule } from "./cron.js";
 import { parseKeep } from "./keep.js";
 import { LABEL, splitCsv } from "./labels.js";
 import { planId } from "./plan-id.js";
@@ -109,17 +109,27 @@ function draftFor(workload: Workload, options: PlanOptions): Draft | { id: strin
       throw new Error(`no sources: no backrest.paths.include and no bind or volume mount to back up`);
     }
     const exclude = splitCsv(labels[LABEL.exclude]).map((p) => rewrite(p, "backrest.paths.exclude"));
-    const schedule = labels[LABEL.schedule]?.trim() || options.defaultSchedule;
+    const label = labels[LABEL.schedule]?.trim();
+    let schedule: CronSchedule;
     try {
-      checkCron(schedule);
+      schedule = backrestCron(label || options.defaultSchedule);
     } catch (error) {
-      throw new Error(`backrest.schedule: ${(error as Error).message}`);
+      throw new Error(
+        `${label ? `label ${LABEL.schedule}=${label}` : `--default-schedule ${options.defaultSchedule}`} on container ${workload.name}: ${(error as Error).message}`,
+      );
     }
+    if (schedule.translated) warnings.push(`${LABEL.schedule}: ${schedule.translated}`);
+    if (schedule.bothDays)
+      warnings.push(
+        `${LABEL.schedule} '${schedule.cron}' restricts day of month and day of week: Backrest runs it only on days that match both (classic cron: either)`,
+      );
     const keep = labels[LABEL.keep]?.trim() || options.defaultRetention;
     try {
       parseKeep(keep);
     } catch (error) {
-      throw new Error(`backrest.keep '${keep}': ${(error as Error).message}`);
+      throw new Error(
+        `label ${LABEL.keep}=${keep} on container ${workload.name}: ${(error as Error).message}`,
+      );
     }
     const repo = labels[LABEL.repo]?.trim() || options.defaultRepo || options.repos[0] || "default";
     const pre = splitCsv(labels[LABEL.pre]);
@@ -127,7 +137,7 @@ function draftFor(workload: Workload, options: PlanOptions): Draft | { id: strin
     const plan: SidecarPlan = {
       id,
       repo,
-      schedule,
+      schedule: schedule.cron,
       sources: [...new Set(sources)].sort(),
       ...(exclude.length > 0 ? { exclude: [...new Set(exclude)].sort() } : {}),
       ...(pre.length > 0 || post.length > 0

@@ -7,7 +7,16 @@ import { ConfigError } from "../system/errors.js";
 import { run } from "../system/exec.js";
 import { withLock } from "../system/lock.js";
 import type { Logger } from "../system/log.js";
-import { canonical, loadConfig, mergePlans, render, repoIds, writeConfig } from "./config-file.js";
+import { configProblems } from "./backrest-rules.js";
+import {
+  canonical,
+  foreignProblems,
+  loadConfig,
+  mergePlans,
+  render,
+  repoIds,
+  writeConfig,
+} from "./config-file.js";
 import { LABEL } from "./labels.js";
 import type { SidecarMetrics } from "./metrics.js";
 import { buildPlans, type PlanOptions } from "./plans.js";
@@ -61,6 +70,12 @@ export async function reconcile(
   const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
   const work = async (): Promise<ReconcileResult> => {
     const config = await loadConfig(options.config);
+    const broken = foreignProblems(config, options.plan.prefix);
+    if (broken.length > 0) {
+      throw new ConfigError(
+        `${options.config} is already a config Backrest refuses to load (${broken.join("; ")}); not touching it`,
+      );
+    }
     const set = buildPlans(workloads, { ...options.plan, repos: repoIds(config) });
     for (const problem of set.warnings)
       log.warn(
@@ -85,6 +100,18 @@ export async function reconcile(
       keepOrphans: options.keepOrphans,
       warn: (planId, message) => log.warn({ action: "plan.warning", plan_id: planId }, message),
     });
+    for (const refused of merged.refused) {
+      const containers = set.plans.get(refused.planId)?.containers ?? [];
+      log.error({ action: "plan.error", plan_id: refused.planId, containers }, refused.message);
+    }
+    const errors = set.errors.length + merged.refused.length;
+    // The whole file as Backrest will load it: never written when Backrest would refuse it.
+    const refusedAll = config.format === "backrest" ? configProblems(merged.data) : [];
+    if (refusedAll.length > 0) {
+      throw new ConfigError(
+        `the config would not load in Backrest (${refusedAll.join("; ")}); ${options.config} left as it is`,
+      );
+    }
     const before = new Map(
       ((config.data.plans as Array<Record<string, unknown>>) ?? []).map((p) => [String(p.id), canonical(p)]),
     );
@@ -92,8 +119,10 @@ export async function reconcile(
       ((merged.data.plans as Array<Record<string, unknown>>) ?? []).map((p) => [String(p.id), canonical(p)]),
     );
     const changedIds = merged.upserted.filter((id) => before.get(id) !== after.get(id));
+    const refusedIds = new Set(merged.refused.map((r) => r.planId));
     const wrote = !options.dryRun && canonical(merged.data) !== canonical(config.data);
     for (const [id, entry] of set.plans) {
+      if (refusedIds.has(id)) continue;
       const plan = entry.plan;
       log.info(
         {
@@ -114,7 +143,7 @@ export async function reconcile(
       plansSeen: set.plans.size,
       plansChanged: changedIds.length,
       plansRemoved: merged.removed.length,
-      errors: set.errors.length,
+      errors,
       skipped: set.skipped.length,
     };
     metrics?.record(result, wrote);
@@ -135,7 +164,7 @@ export async function reconcile(
         config.format === "backrest"
           ? { ...merged.data, modno: Number(merged.data.modno ?? 0) + 1 }
           : merged.data;
-      await writeConfig(options.config, render(data));
+      await writeConfig(config, render(data));
       log.info(
         { action: "config.written", config: options.config, changed: true, format: config.format },
         "config written",

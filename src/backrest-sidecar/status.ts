@@ -1,5 +1,5 @@
 import type Docker from "dockerode";
-import { loadConfig, repoIds } from "./config-file.js";
+import { loadConfig, mergePlans, repoIds } from "./config-file.js";
 import { buildPlans } from "./plans.js";
 import type { ReconcileOptions } from "./reconcile.js";
 import { listWorkloads } from "./workloads.js";
@@ -18,9 +18,20 @@ export async function sidecarStatus(docker: Docker, options: ReconcileOptions): 
     ...options.plan,
     repos: repoIds(config),
   });
+  // Rendered as reconcile would write them: a plan Backrest would refuse is an error here too.
+  const merged = mergePlans(config, new Map([...set.plans].map(([id, entry]) => [id, entry.plan])), {
+    prefix: options.plan.prefix,
+    untouched: new Set(),
+    keepOrphans: true,
+    warn: () => {},
+  });
+  const refused = new Map(merged.refused.map((r) => [r.planId, r.message]));
   const rows: StatusRow[] = [];
-  for (const [planId, entry] of set.plans)
-    for (const container of entry.containers) rows.push({ container, planId, state: "planned" });
+  for (const [planId, entry] of set.plans) {
+    const reason = refused.get(planId);
+    for (const container of entry.containers)
+      rows.push({ container, planId, state: reason ? "error" : "planned", ...(reason ? { reason } : {}) });
+  }
   for (const problem of set.skipped)
     for (const container of problem.containers)
       rows.push({ container, planId: problem.planId, state: "skipped", reason: problem.message });

@@ -1,5 +1,7 @@
 import path from "node:path";
 import type { Command } from "commander";
+import { backrestCron } from "../backrest-sidecar/cron.js";
+import { parseKeep } from "../backrest-sidecar/keep.js";
 import type { SidecarMetrics } from "../backrest-sidecar/metrics.js";
 import type { ReconcileOptions } from "../backrest-sidecar/reconcile.js";
 import { ConfigError } from "../system/errors.js";
@@ -94,8 +96,29 @@ function volumePrefix(flags: Flags): string {
   );
 }
 
+/** A default that is wrong is wrong for every container: one error naming the flag, before anything. */
+function checked<T>(flag: string, value: string, check: (value: string) => T): string {
+  try {
+    check(value);
+  } catch (error) {
+    throw new ConfigError(`${flag} ${value}: ${(error as Error).message}`);
+  }
+  return value;
+}
+
 function defaultRetention(flags: Flags): string {
-  return flags.defaultRetention ?? process.env.BACKREST_DEFAULT_RETENTION ?? "daily=7,weekly=4";
+  const spec = flags.defaultRetention ?? process.env.BACKREST_DEFAULT_RETENTION ?? "daily=7,weekly=4";
+  return checked("--default-retention", spec, parseKeep);
+}
+
+/** Plans with this prefix are ours (replaced, removed as orphans): it may not be empty. */
+function planIdPrefix(flags: Flags): string {
+  const prefix = flags.planIdPrefix ?? process.env.BACKREST_PLAN_ID_PREFIX ?? "backrest_sidecar_";
+  if (!/^[A-Za-z0-9_.-]+$/.test(prefix))
+    throw new ConfigError(
+      `--plan-id-prefix '${prefix}': expected letters, digits, '_', '.' or '-' (and not empty: it marks the plans the sidecar owns)`,
+    );
+  return prefix;
 }
 
 function reconcileOptions(flags: Flags): ReconcileOptions {
@@ -103,12 +126,12 @@ function reconcileOptions(flags: Flags): ReconcileOptions {
   return {
     config: flags.config ?? env.BACKREST_CONFIG ?? "/etc/backrest/config.json",
     plan: {
-      prefix: flags.planIdPrefix ?? env.BACKREST_PLAN_ID_PREFIX ?? "backrest_sidecar_",
+      prefix: planIdPrefix(flags),
       includeProject: Boolean(flags.includeProjectName),
       excludeBindMounts: Boolean(flags.excludeBindMounts),
       volumePrefix: volumePrefix(flags),
       defaultRepo: flags.defaultRepo,
-      defaultSchedule: flags.defaultSchedule,
+      defaultSchedule: checked("--default-schedule", flags.defaultSchedule, backrestCron),
       defaultRetention: defaultRetention(flags),
     },
     dryRun: Boolean(flags.dryRun),

@@ -83,6 +83,7 @@ describe("labels, keep specs, ids, cron", () => {
   it("validates cron", () => {
     for (const ok of ["0 2 * * *", "15 3 * * *", "*/5 * * * 1-5", "0 0 1 jan,jul *", "@daily"])
       expect(() => checkCron(ok)).not.toThrow();
+    // @daily is valid as a label: it is written as '0 0 * * *' (see backrest-rules.test.ts).
     expect(() => checkCron("0 2 * *")).toThrow("5 fields");
     expect(() => checkCron("61 2 * * *")).toThrow("minute '61' is out of range");
     expect(() => checkCron("0 5-2 * * *")).toThrow("runs backwards");
@@ -145,7 +146,7 @@ describe("plans from labels and mounts", () => {
     );
     expect(buildPlans([db({ mounts: [] })], OPTIONS).errors[0]?.message).toContain("no sources");
     expect(buildPlans([db({}, { "backrest.keep": "daily=seven" })], OPTIONS).errors[0]?.message).toContain(
-      "backrest.keep 'daily=seven'",
+      "label backrest.keep=daily=seven on container stack-db-1",
     );
     expect(
       buildPlans([db({}, { "backrest.repo": "" })], { ...OPTIONS, repos: ["first"] }).plans.get(
