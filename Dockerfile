@@ -1,6 +1,7 @@
 # stowage as container images: the self-contained executable from `npm run dist` on a Debian base,
 # with what the commands call at run time (tar, attr/acl for snapshotter; bash, util-linux for
-# statecraft; restic for backrest-sidecar's backup-once; htpasswd for rest-server's create_user).
+# statecraft; restic and btrfs-progs for backrest-sidecar's backup-once and statecraft's snapshots; htpasswd
+# for rest-server's create_user).
 # Legacy-builder syntax only (no BuildKit features).
 #   npm ci && npm run dist
 #   docker build -t stowage .                                        # stowage <command> ...
@@ -10,7 +11,7 @@
 FROM debian:bookworm-slim AS base
 ARG ARCH=x64
 RUN apt-get update \
- && apt-get install -y --no-install-recommends bash util-linux mount tar attr acl restic apache2-utils ca-certificates \
+ && apt-get install -y --no-install-recommends bash util-linux mount tar attr acl btrfs-progs restic apache2-utils ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin stowage
 COPY dist/stowage-linux-${ARCH} /usr/local/bin/stowage

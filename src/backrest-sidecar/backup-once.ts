@@ -1,19 +1,31 @@
-import { mkdir, readFile, rmdir, stat } from "node:fs/promises";
-import path from "node:path";
+import { randomBytes } from "node:crypto";
+import { mkdir, rmdir, stat } from "node:fs/promises";
 import type Docker from "dockerode";
-import {
-  ContainersLeftStoppedError,
-  type StoppedContainer,
-  withContainersStopped,
-} from "../system/docker.js";
+import { writeFileAtomic } from "../system/atomic-write.js";
+import { ContainersLeftStoppedError } from "../system/docker.js";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { ExecError, run } from "../system/exec.js";
 import type { Logger } from "../system/log.js";
-import { shellQuote } from "../system/shell-quote.js";
+import { databaseEngine, dumpDatabase, dumpPath } from "./databases.js";
 import { forgetFlags, parseKeep } from "./keep.js";
 import { isTrue, LABEL } from "./labels.js";
-import { mountHostPath } from "./plans.js";
-import { selectMounts, type Workload } from "./workloads.js";
+import { backedUp, dumped, workloadPrefix } from "./layout.js";
+import { recoverLocked } from "./recover.js";
+import { notify, type RunReport, type WorkloadReport, writeMetricsFile } from "./report.js";
+import { type ResticContext, resticEnvironment, resticOptions } from "./restic.js";
+import { RunState } from "./run-state.js";
+import {
+  deleteSnapshots,
+  openSnapshotJournal,
+  type PlannedWorkload,
+  planVolumes,
+  type SnapshotMode,
+  SnapshotSet,
+  takeSnapshots,
+} from "./snapshots.js";
+import { withStateLock } from "./state-lock.js";
+import { backUpVolumes } from "./volume-backup.js";
+import type { Workload } from "./workloads.js";
 
 export interface BackupOnceOptions {
   quiesceLabel: string;
@@ -30,106 +42,70 @@ export interface BackupOnceOptions {
   volumePrefix: string;
   /** The keep spec of a workload without backrest.keep, as its Backrest plan gets it. */
   defaultRetention: string;
+  /** auto: btrfs snapshots where every mount source is on btrfs; btrfs: always (else fail); off. */
+  snapshotMode: SnapshotMode;
+  /** Skip `restic forget` (an append-only repository: its owner prunes). */
+  noForget: boolean;
+  /** Journals of snapshots (for recovery after a crash) and the run lock live here. */
+  stateDir: string;
+  reportFile: string | undefined;
+  metricsFile: string | undefined;
+  notifyUrls: readonly string[];
+  /** Told the finished report (also when the run failed or was interrupted), for the summary table. */
+  onReport?: (report: RunReport) => void;
   /** SIGINT/SIGTERM/SIGHUP: restic is killed and awaited, containers started, the rest skipped. */
   signal: AbortSignal;
 }
 
-/** restic 0.14 removes its repository lock on SIGINT only; SIGTERM would leave a stale lock. */
-const RESTIC_STOP = "SIGINT";
-
-/** KEY=VALUE lines (docker --env-file syntax: # comments, no quoting). */
-export async function readEnvFile(file: string): Promise<Record<string, string>> {
-  const env: Record<string, string> = {};
-  const text = await readFile(file, "utf8").catch((error: Error) => {
-    throw new ConfigError(`cannot read env file ${file}: ${error.message}`);
-  });
-  for (const line of text.split(/\r?\n/)) {
-    const trimmed = line.trim();
-    if (trimmed === "" || trimmed.startsWith("#")) continue;
-    const equals = trimmed.indexOf("=");
-    if (equals <= 0) throw new ConfigError(`${file}: '${trimmed.slice(0, 40)}' is not KEY=VALUE`);
-    env[trimmed.slice(0, equals)] = trimmed.slice(equals + 1);
-  }
-  return env;
-}
-
-/** `/volumes[/<project>]/<service>`: rcb's folder for a container (service, else container name). */
-export function workloadPrefix(workload: Workload, volumesRoot: string, includeProject: boolean): string {
-  const service = workload.labels[LABEL.service] ?? workload.name;
-  const project = workload.labels[LABEL.project];
-  return path.posix.join(volumesRoot, ...(includeProject && project ? [project] : []), service);
-}
-
-/** The workloads this run backs up: rcb's volumes label, and something to back up. */
-export function backedUp(workloads: readonly Workload[], options: BackupOnceOptions): Workload[] {
-  return workloads.filter(
-    (w) => isTrue(w.labels[LABEL.volumes]) && selectMounts(w, options.excludeBindMounts).length > 0,
-  );
+export interface ForgetPlan {
+  workload: Workload;
+  flags: string[];
+  /** The snapshot paths its history is kept by: the volumes folder and/or the dump. */
+  paths: string[];
 }
 
 /**
- * The `restic forget` flags per workload folder: its backrest.keep, else --default-retention for a
- * workload this run backs up (the same default its Backrest plan gets). Every spec is checked up
- * front: a bad one stops the run before anything is stopped.
+ * The `restic forget` of each workload: its backrest.keep, else --default-retention for a workload
+ * this run backs up or dumps (the same default its Backrest plan gets), over its volumes folder and
+ * its dump. Every spec is checked up front: a bad one stops the run before anything is stopped.
  */
-export function keepPlans(workloads: readonly Workload[], options: BackupOnceOptions): Map<string, string[]> {
-  const byPrefix = new Map<string, string[]>();
-  const saved = new Set(backedUp(workloads, options));
+export function forgetPlans(workloads: readonly Workload[], options: BackupOnceOptions): ForgetPlan[] {
+  const volumes = new Set(backedUp(workloads, options));
+  const dumps = new Set(dumped(workloads));
+  const plans: ForgetPlan[] = [];
   for (const workload of workloads) {
-    const spec =
-      workload.labels[LABEL.keep]?.trim() || (saved.has(workload) ? options.defaultRetention : undefined);
+    const label = workload.labels[LABEL.keep]?.trim();
+    const saved = volumes.has(workload) || dumps.has(workload);
+    const spec = label || (saved ? options.defaultRetention : undefined);
     if (spec === undefined) continue;
     let flags: string[];
     try {
       flags = forgetFlags(parseKeep(spec));
     } catch (error) {
-      const where = workload.labels[LABEL.keep]?.trim()
+      const where = label
         ? `label ${LABEL.keep}=${spec} on container ${workload.name}`
         : `--default-retention ${spec} (for container ${workload.name})`;
       throw new ConfigError(`${where}: ${(error as Error).message}`);
     }
-    byPrefix.set(workloadPrefix(workload, options.volumesRoot, options.includeProject), flags);
+    const paths = [
+      ...(volumes.has(workload) || !dumps.has(workload)
+        ? [workloadPrefix(workload, options.volumesRoot, options.includeProject)]
+        : []),
+      ...(dumps.has(workload) ? [dumpPath(workload, options.includeProject)] : []),
+    ];
+    plans.push({ workload, flags, paths });
   }
-  return byPrefix;
+  return plans;
 }
 
-/** One workload's outcome, for the summary and the exit status. */
-export interface WorkloadResult {
-  workload: string;
-  ok: boolean;
-  error?: string;
-}
-
-/**
- * One workload with the native engine: in a private mount namespace (nothing shows on the host), a
- * tmpfs at /volumes with each selected mount bound read-only at `/volumes/[<project>/]<service>/
- * <destination>`, then `restic backup` of that folder, so `forget --group-by paths --path <folder>`
- * keeps each workload's own history. Any mount that fails fails the workload before restic runs.
- */
-async function backUpWorkload(
-  workload: Workload,
-  options: BackupOnceOptions,
-  env: NodeJS.ProcessEnv,
-): Promise<void> {
-  const prefix = workloadPrefix(workload, options.volumesRoot, options.includeProject);
-  const lines = ["set -eu", `mount -t tmpfs -o mode=0755 stowage-volumes ${shellQuote(options.volumesRoot)}`];
-  for (const mount of selectMounts(workload, options.excludeBindMounts)) {
-    const source = mountHostPath(mount, options.volumePrefix) ?? mount.source;
-    const [s, t] = [shellQuote(source), shellQuote(path.posix.join(prefix, mount.destination))];
-    lines.push(
-      `[ -e ${s} ] || { echo "mount source ${source.replaceAll('"', "")} does not exist" >&2; exit 1; }`,
-      `if [ -d ${s} ]; then mkdir -p ${t}; else mkdir -p "$(dirname ${t})" && touch ${t}; fi`,
-      `mount --bind ${s} ${t}`,
-      `mount -o remount,bind,ro ${t}`,
-    );
-  }
-  lines.push(`exec restic backup --tag ${shellQuote(`container:${workload.name}`)} ${shellQuote(prefix)}`);
-  // exec: the process we signal on an abort is restic itself.
-  await run("unshare", ["--mount", "--propagation", "private", "bash", "-c", lines.join("\n")], {
-    env,
-    signal: options.signal,
-    stopSignal: RESTIC_STOP,
-  });
+/** Containers to stop: running, with the quiesce label (key=value). */
+function quiesced(workloads: readonly Workload[], label: string): Workload[] {
+  const equals = label.indexOf("=");
+  const key = equals < 0 ? label : label.slice(0, equals);
+  const value = equals < 0 ? "true" : label.slice(equals + 1);
+  return workloads.filter(
+    (w) => w.running && (value === "true" ? isTrue(w.labels[key]) : w.labels[key] === value),
+  );
 }
 
 /** The mount point the native engine needs; made (and removed afterwards) only if missing. */
@@ -149,79 +125,255 @@ async function withVolumesRoot<T>(root: string, work: () => Promise<T>): Promise
   }
 }
 
-export async function nativeBackup(
-  workloads: readonly Workload[],
-  options: BackupOnceOptions,
-  env: NodeJS.ProcessEnv,
-  log: Logger,
-): Promise<WorkloadResult[]> {
-  const selected = backedUp(workloads, options);
-  if (selected.length === 0) {
-    log.warn({ action: "backup.none" }, `no container has ${LABEL.volumes}=true; nothing to back up`);
-    return [];
-  }
-  return withVolumesRoot(options.volumesRoot, async () => {
-    const results: WorkloadResult[] = [];
-    for (const workload of selected) {
-      const prefix = workloadPrefix(workload, options.volumesRoot, options.includeProject);
-      log.info({ action: "backup.workload", container: workload.name, path: prefix }, "backing up");
-      try {
-        await backUpWorkload(workload, options, env);
-        results.push({ workload: workload.name, ok: true });
-      } catch (error) {
-        if (!(error instanceof ExecError)) throw error;
-        log.error({ action: "backup.failed", container: workload.name, err: error.message }, "backup failed");
-        results.push({ workload: workload.name, ok: false, error: error.message });
-      }
-    }
-    return results;
-  });
-}
-
 /** rcb's one-shot container, exactly as the seed runs it: one result for all its workloads. */
-export async function rcbBackup(
-  image: string,
-  options: BackupOnceOptions,
-  log: Logger,
-): Promise<WorkloadResult[]> {
+async function rcbBackup(image: string, options: BackupOnceOptions, log: Logger): Promise<WorkloadReport> {
   const args = ["run", "--rm", "-v", "/var/run/docker.sock:/tmp/docker.sock:ro"];
   if (options.rcbEnvFile) args.push("--env-file", options.rcbEnvFile);
   if (options.rcbNetwork) args.push("--network", options.rcbNetwork);
   if (options.excludeBindMounts) args.push("-e", "EXCLUDE_BIND_MOUNTS=1");
   if (options.includeProject) args.push("-e", "INCLUDE_PROJECT_NAME=1");
   log.info({ action: "backup.rcb", image }, "running restic-compose-backup");
+  const entry: WorkloadReport = {
+    workload: `rcb (${image})`,
+    mode: "live",
+    snapshots: [],
+    files: 0,
+    bytesAdded: 0,
+    durationSeconds: 0,
+    status: "ok",
+  };
+  const started = Date.now();
   try {
     await run("docker", [...args, image, "rcb", "backup"], { signal: options.signal });
-    return [{ workload: `rcb (${image})`, ok: true }];
   } catch (error) {
     if (!(error instanceof ExecError)) throw error;
     log.error({ action: "backup.failed", err: error.message }, "backup failed");
-    return [{ workload: `rcb (${image})`, ok: false, error: error.message }];
+    entry.status = "failed";
+    entry.error = error.message;
   }
-}
-
-/** Containers to stop: running, with the quiesce label (key=value). */
-function quiesced(workloads: readonly Workload[], label: string): Workload[] {
-  const equals = label.indexOf("=");
-  const key = equals < 0 ? label : label.slice(0, equals);
-  const value = equals < 0 ? "true" : label.slice(equals + 1);
-  return workloads.filter(
-    (w) => w.running && (value === "true" ? isTrue(w.labels[key]) : w.labels[key] === value),
-  );
+  entry.durationSeconds = (Date.now() - started) / 1000;
+  return entry;
 }
 
 /** The seed's exit codes for backup-once: 0 all done, 3 some workloads failed, 1 nothing done. */
 export interface BackupOnceResult {
   status: 0 | 1 | 3;
-  results: WorkloadResult[];
+  report: RunReport;
+}
+
+/** What every phase of a run needs. */
+interface Run {
+  docker: Docker;
+  options: BackupOnceOptions;
+  restic: ResticContext;
+  state: RunState;
+  /** Tags of every snapshot this run makes (`run:<id>`: restore finds a run's other snapshots by it). */
+  tags: string[];
+  log: Logger;
+}
+
+const abortPoint = (run: Run) => {
+  if (run.options.signal.aborted) throw run.options.signal.reason;
+};
+
+const stopOptions = (run: Run) => ({
+  timeoutSeconds: run.options.stopTimeoutSeconds,
+  signal: run.options.signal,
+  stateDir: run.options.stateDir,
+});
+
+/** Databases first, app-consistent, their containers running: each dump streamed into restic. */
+async function dumpDatabases(run: Run, workloads: readonly Workload[]): Promise<void> {
+  for (const workload of dumped(workloads)) {
+    const engine = databaseEngine(workload);
+    if (!engine) continue;
+    abortPoint(run);
+    const file = dumpPath(workload, run.options.includeProject);
+    run.log.info({ action: "dump", container: workload.name, engine, path: file }, "dumping databases");
+    const begin = Date.now();
+    const entry = run.state.report(workload, "dump");
+    try {
+      const dump = await dumpDatabase(run.docker, workload, engine, file, run.restic, [
+        `container:${workload.name}`,
+        ...run.tags,
+      ]);
+      entry.snapshots.push(dump.snapshotId);
+      entry.dumpBytes = dump.bytes;
+      entry.bytesAdded += dump.dataAdded;
+    } catch (error) {
+      abortPoint(run);
+      const message = (error as Error).message;
+      run.log.error({ action: "dump.failed", container: workload.name, err: message }, "dump failed");
+      run.state.fail(workload, message);
+    } finally {
+      entry.durationSeconds += (Date.now() - begin) / 1000;
+    }
+  }
+}
+
+const prefixOf = (run: Run, workload: Workload) =>
+  workloadPrefix(workload, run.options.volumesRoot, run.options.includeProject);
+
+/**
+ * Snapshot mode: the quiesced containers stopped only while one read-only snapshot per subvolume
+ * is taken (journaled first), started again at once; then each workload backed up from the
+ * snapshots; the snapshots deleted whatever happens.
+ */
+async function backUpFromSnapshots(
+  run: Run,
+  planned: readonly PlannedWorkload[],
+  toStop: readonly Workload[],
+) {
+  const { options } = run;
+  const set = SnapshotSet.of(run.state.runId, planned);
+  const journal = await openSnapshotJournal(options.stateDir, run.state.runId, set.entries);
+  try {
+    try {
+      await run.state.stopped(run.docker, toStop, stopOptions(run), run.log, () =>
+        takeSnapshots(options.volumesRoot, set.entries),
+      );
+    } catch (error) {
+      if (!(error instanceof ExecError)) throw error;
+      for (const p of planned) run.state.fail(p.workload, `btrfs snapshot: ${error.message}`, "snapshot");
+      return;
+    }
+    run.log.info(
+      { action: "snapshot.taken", snapshots: set.entries.map((e) => e.name) },
+      "btrfs snapshots taken",
+    );
+    const snapshots = set.byKey();
+    for (const p of planned) {
+      abortPoint(run);
+      await backUpVolumes(
+        p,
+        prefixOf(run, p.workload),
+        options.volumesRoot,
+        snapshots,
+        run.restic,
+        run.tags,
+        run.state,
+        run.log,
+      );
+    }
+  } finally {
+    await deleteSnapshots(options.volumesRoot, set.entries);
+    await journal.remove();
+  }
+}
+
+/** Live mode: the quiesced containers stopped for the whole backup of these workloads. */
+async function backUpLive(run: Run, planned: readonly PlannedWorkload[], toStop: readonly Workload[]) {
+  await run.state.stopped(run.docker, toStop, stopOptions(run), run.log, async () => {
+    for (const p of planned) {
+      abortPoint(run);
+      await backUpVolumes(
+        p,
+        prefixOf(run, p.workload),
+        run.options.volumesRoot,
+        new Map(),
+        run.restic,
+        run.tags,
+        run.state,
+        run.log,
+      );
+    }
+  });
+}
+
+/** What identifies a mount's data across containers: a volume's name, else the bind's source. */
+const dataOf = (mount: { name?: string; source: string }) => mount.name ?? mount.source;
+
+/**
+ * Which quiesced containers stop when. A workload read live stays stopped for its whole backup; one
+ * read from snapshots only while they are taken. A quiesced container that is not backed up itself
+ * (an app in front of a database, say) stops for the snapshots, and for the live backup too when it
+ * shares a volume or bind with a workload read live.
+ */
+export function stopWindows(
+  quiescedOnes: readonly Workload[],
+  fromSnapshots: readonly PlannedWorkload[],
+  live: readonly PlannedWorkload[],
+): { snapshotWindow: Workload[]; liveWindow: Workload[] } {
+  const liveOnes = new Set(live.map((p) => p.workload));
+  const snapshotOnes = new Set(fromSnapshots.map((p) => p.workload));
+  const liveData = new Set(live.flatMap((p) => p.workload.mounts.map(dataOf)));
+  const others = quiescedOnes.filter((w) => !liveOnes.has(w) && !snapshotOnes.has(w));
+  return {
+    snapshotWindow: fromSnapshots.length > 0 ? quiescedOnes.filter((w) => !liveOnes.has(w)) : [],
+    liveWindow: [
+      ...quiescedOnes.filter((w) => liveOnes.has(w)),
+      ...others.filter((w) => fromSnapshots.length === 0 || w.mounts.some((m) => liveData.has(dataOf(m)))),
+    ],
+  };
+}
+
+/** The native engine's backup of every workload's volumes, snapshot mode where it can. */
+async function backUpVolumesOf(run: Run, workloads: readonly Workload[]): Promise<void> {
+  const { options } = run;
+  const { planned, failed } = await planVolumes(run.docker, backedUp(workloads, options), {
+    mode: options.snapshotMode,
+    excludeBindMounts: options.excludeBindMounts,
+    volumePrefix: options.volumePrefix,
+  });
+  for (const { workload, error } of failed) {
+    run.log.error({ action: "backup.failed", container: workload.name, err: error }, "cannot back up");
+    run.state.fail(workload, error);
+  }
+  if (planned.length === 0 && failed.length === 0 && dumped(workloads).length === 0)
+    run.log.warn({ action: "backup.none" }, `no container has ${LABEL.volumes}=true; nothing to back up`);
+  const toStop = quiesced(workloads, options.quiesceLabel);
+  const fromSnapshots = planned.filter((p) => p.snapshot);
+  const live = planned.filter((p) => !p.snapshot);
+  const { snapshotWindow, liveWindow } = stopWindows(toStop, fromSnapshots, live);
+  if (fromSnapshots.length > 0) await backUpFromSnapshots(run, fromSnapshots, snapshotWindow);
+  if (live.length > 0) await backUpLive(run, live, liveWindow);
+}
+
+/** `restic forget --prune` per workload and path, by its keep spec. */
+async function forget(run: Run, plans: readonly ForgetPlan[]): Promise<void> {
+  for (const plan of plans) {
+    for (const forgetPath of plan.paths) {
+      abortPoint(run);
+      try {
+        await runRestic(run, [
+          "forget",
+          "--group-by",
+          "paths",
+          "--path",
+          forgetPath,
+          ...plan.flags,
+          "--prune",
+        ]);
+        run.log.info({ action: "forget", path: forgetPath, flags: plan.flags }, "forgot per keep spec");
+      } catch (error) {
+        if (!(error instanceof ExecError)) throw error;
+        run.log.error({ action: "forget.failed", path: forgetPath, err: error.message }, "forget failed");
+        run.state.fail(plan.workload, `forget: ${error.message}`);
+      }
+    }
+  }
+}
+
+const runRestic = (r: Run, args: string[]) => run("restic", args, resticOptions(r.restic));
+
+/** The report goes out whatever happened (a failed notification is only a warning). */
+async function publish(report: RunReport, options: BackupOnceOptions, log: Logger): Promise<void> {
+  if (options.reportFile)
+    await writeFileAtomic(options.reportFile, `${JSON.stringify(report, null, 2)}\n`, { mode: 0o644 });
+  if (options.metricsFile) await writeMetricsFile(options.metricsFile, report);
+  await notify(options.notifyUrls, report, log);
+  options.onReport?.(report);
 }
 
 /**
- * backup-once: check every keep spec and the restic settings, stop the quiesced containers, back
- * up (rcb's container or the native engine), ALWAYS start them again (after success, a restic
- * failure, our own error, or a signal), then forget per workload with --prune. A container that
- * cannot be started again fails the run (a ContainersLeftStoppedError naming each, thrown last,
- * after the forgets); a signal kills restic, starts the containers and ends the run (128+N).
+ * backup-once, the complete flow: keep specs and restic settings checked; the state dir locked;
+ * snapshots of crashed runs removed; databases dumped with their own clients, streamed into restic;
+ * quiesced containers stopped only while btrfs snapshots of their subvolumes are taken (all in one
+ * stop window), then started again and backed up from the snapshots; workloads not on btrfs backed
+ * up live with their quiesced containers stopped meanwhile; containers ALWAYS started again, in
+ * dependency order; snapshots always deleted; then forget per workload; then the report. A
+ * container that cannot be started again fails the run (a ContainersLeftStoppedError, thrown
+ * last); a signal kills restic, starts the containers, deletes the snapshots and ends the run.
  */
 export async function backupOnce(
   docker: Docker,
@@ -229,64 +381,50 @@ export async function backupOnce(
   options: BackupOnceOptions,
   log: Logger,
 ): Promise<BackupOnceResult> {
-  const forgets = keepPlans(workloads, options);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    ...(options.rcbEnvFile ? await readEnvFile(options.rcbEnvFile) : {}),
+  const forgets = options.noForget ? [] : forgetPlans(workloads, options);
+  const env = await resticEnvironment(options.rcbEnvFile);
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:.TZ]/g, "")
+    .slice(0, 14);
+  const state = new RunState(`${stamp}-${randomBytes(3).toString("hex")}`);
+  const r: Run = {
+    docker,
+    options,
+    restic: { env, signal: options.signal },
+    state,
+    tags: [`run:${state.runId}`],
+    log,
   };
-  if (!env.RESTIC_REPOSITORY && !env.RESTIC_REPOSITORY_FILE) {
-    throw new ConfigError("no restic repository: set RESTIC_REPOSITORY (environment or --rcb-env-file)");
-  }
-  if (!env.RESTIC_PASSWORD && !env.RESTIC_PASSWORD_FILE && !env.RESTIC_PASSWORD_COMMAND) {
-    throw new ConfigError(
-      "no restic password: set RESTIC_PASSWORD or RESTIC_PASSWORD_FILE (environment or --rcb-env-file)",
-    );
-  }
-  const stopOptions = {
-    timeoutSeconds: options.stopTimeoutSeconds,
-    signal: options.signal,
-    onStopping: (c: StoppedContainer) =>
-      log.info({ action: "quiesce.stop", container: c.name }, "stopping for the backup"),
-    onStarted: (c: StoppedContainer) =>
-      log.info({ action: "quiesce.start", container: c.name }, "started again"),
-  };
-  let leftStopped: ContainersLeftStoppedError | undefined;
-  let results: WorkloadResult[] = [];
+  let thrown: unknown;
   try {
-    await withContainersStopped(docker, quiesced(workloads, options.quiesceLabel), stopOptions, async () => {
-      results = options.rcbImage
-        ? await rcbBackup(options.rcbImage, options, log)
-        : await nativeBackup(workloads, options, env, log);
-    });
+    await withStateLock(options.stateDir, "backup", { signal: options.signal, log }, () =>
+      withVolumesRoot(options.volumesRoot, async () => {
+        await recoverLocked(docker, options.stateDir, log);
+        if (options.rcbImage) {
+          const image = options.rcbImage;
+          await state.stopped(
+            docker,
+            quiesced(workloads, options.quiesceLabel),
+            stopOptions(r),
+            log,
+            async () => {
+              state.extra.push(await rcbBackup(image, options, log));
+            },
+          );
+        } else {
+          await dumpDatabases(r, workloads);
+          await backUpVolumesOf(r, workloads);
+        }
+        await forget(r, forgets);
+      }),
+    );
   } catch (error) {
-    if (error instanceof ContainersLeftStoppedError)
-      for (const { container, reason } of error.left)
-        log.error(
-          { action: "quiesce.start-failed", container: container.name, err: reason },
-          "could not start again",
-        );
-    // Interrupted, or our own error: nothing more to do (every container we stopped was started).
-    if (!(error instanceof ContainersLeftStoppedError) || error.workError !== undefined) throw error;
-    // The backups are done: their forgets still run, then this error ends the run.
-    leftStopped = error;
+    thrown = error;
   }
-  for (const [prefix, flags] of forgets) {
-    if (options.signal.aborted) throw options.signal.reason;
-    try {
-      await run("restic", ["forget", "--group-by", "paths", "--path", prefix, ...flags, "--prune"], {
-        env,
-        signal: options.signal,
-        stopSignal: RESTIC_STOP,
-      });
-      log.info({ action: "forget", path: prefix, flags }, "forgot per keep spec");
-    } catch (error) {
-      if (!(error instanceof ExecError)) throw error;
-      log.error({ action: "forget.failed", path: prefix, err: error.message }, "forget failed");
-      results.push({ workload: prefix, ok: false, error: `forget: ${error.message}` });
-    }
-  }
-  if (leftStopped) throw leftStopped;
-  const failed = results.filter((r) => !r.ok).length;
-  const status = failed === 0 ? 0 : failed === results.length ? 1 : 3;
-  return { status, results };
+  const report = state.finish(thrown);
+  await publish(report, options, log);
+  if (thrown !== undefined) throw thrown;
+  if (state.leftStopped.length > 0) throw new ContainersLeftStoppedError(state.leftStopped);
+  return { status: report.status as 0 | 1 | 3, report };
 }

@@ -1,3 +1,4 @@
+import path from "node:path";
 import type Docker from "dockerode";
 import { engineCall } from "../system/docker.js";
 import { LABEL, splitCsv } from "./labels.js";
@@ -59,4 +60,32 @@ export function selectMounts(workload: Workload, excludeBindMounts: boolean): Wo
     if (include.length > 0 && !include.some((part) => source.includes(part))) return false;
     return !exclude.some((part) => source.includes(part));
   });
+}
+
+/**
+ * Where a mount's data lives on this host, resolved once per run: a bind's source; a named
+ * volume's `<volume-prefix>/<name>/_data`, or, for a local-driver volume that binds a directory
+ * (`--opt type=none --opt o=bind --opt device=DIR`), DIR itself: the engine unmounts such a
+ * volume from `_data` when its container stops, and the data must be read (and restored) where
+ * it stays.
+ */
+export async function mountDataPath(
+  docker: Docker,
+  mount: WorkloadMount,
+  volumePrefix: string,
+  cache: Map<string, string>,
+): Promise<string> {
+  if (mount.type !== "volume" || !mount.name) return mount.source;
+  const known = cache.get(mount.name);
+  if (known !== undefined) return known;
+  const volume = mount.name;
+  const info = await engineCall(docker, `inspect volume ${volume}`, () => docker.getVolume(volume).inspect());
+  const options = (info.Options ?? {}) as Record<string, string>;
+  const binds = (options.o ?? "").split(",").some((o) => o === "bind" || o === "rbind");
+  const resolved =
+    info.Driver === "local" && options.type === "none" && binds && options.device
+      ? options.device
+      : path.posix.join(volumePrefix, volume, "_data");
+  cache.set(volume, resolved);
+  return resolved;
 }

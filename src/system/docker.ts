@@ -8,6 +8,13 @@ export class DockerError extends StowageError {
   }
 }
 
+/** The engine has no container by that name or id (404). */
+export class NoSuchContainerError extends DockerError {
+  constructor(nameOrId: string) {
+    super(`no such container: ${nameOrId}`);
+  }
+}
+
 const DEFAULT_SOCKET = "/var/run/docker.sock";
 
 /**
@@ -83,8 +90,7 @@ export async function inspectContainer(docker: Docker, nameOrId: string): Promis
     try {
       return await docker.getContainer(nameOrId).inspect();
     } catch (error) {
-      if ((error as { statusCode?: number }).statusCode === 404)
-        throw new DockerError(`no such container: ${nameOrId}`);
+      if ((error as { statusCode?: number }).statusCode === 404) throw new NoSuchContainerError(nameOrId);
       throw error;
     }
   });

@@ -81,9 +81,27 @@ export class InterruptedError extends StowageError {
   }
 }
 
-/** Exit status for anything thrown out of a command. Unknown errors are internal errors. */
+/**
+ * A failed system call (ENOSPC, EACCES, EROFS, ENOENT, ...): a condition of the host, not a bug
+ * of ours. Node gives such errors a string `code` and the `syscall` that failed.
+ */
+export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  const e = error as NodeJS.ErrnoException;
+  return (
+    error instanceof Error &&
+    typeof e.code === "string" &&
+    /^E[A-Z0-9]+$/.test(e.code) &&
+    typeof e.syscall === "string"
+  );
+}
+
+/**
+ * Exit status for anything thrown out of a command: a StowageError's own; a failed system call 1
+ * (the message names the call and path); anything else is an internal error (70), a bug of ours.
+ */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof StowageError) return error.exitCode;
+  if (isSystemError(error)) return 1;
   return ERROR_EXIT_CODES.INTERNAL;
 }
 

@@ -27,6 +27,8 @@ export interface ExecOptions {
   stopSignal?: NodeJS.Signals;
   /** stdout is handed over chunk by chunk instead of being captured (`stdout` is then ""). */
   onStdout?: (chunk: Buffer) => void;
+  /** stdout is piped into this stream (its backpressure pauses the child; it is ended after). */
+  stdoutTo?: NodeJS.WritableStream;
   /** stderr is handed over chunk by chunk instead of being captured (`stderr` is then ""). */
   onStderr?: (chunk: Buffer) => void;
   /** Most bytes of stdout to capture (default 16 MiB); more fails the call with an error naming it. */
@@ -136,13 +138,15 @@ export function run(
     let overflow = false;
     const onAbort = () => child.kill(options.stopSignal ?? "SIGTERM");
     options.signal?.addEventListener("abort", onAbort, { once: true });
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (options.onStdout) options.onStdout(chunk);
-      else if (!stdout.push(chunk) && !overflow) {
-        overflow = true;
-        child.kill("SIGTERM");
-      }
-    });
+    if (options.stdoutTo) child.stdout.pipe(options.stdoutTo);
+    else
+      child.stdout.on("data", (chunk: Buffer) => {
+        if (options.onStdout) options.onStdout(chunk);
+        else if (!stdout.push(chunk) && !overflow) {
+          overflow = true;
+          child.kill("SIGTERM");
+        }
+      });
     child.stderr.on("data", (chunk: Buffer) => {
       if (options.onStderr) options.onStderr(chunk);
       else stderr.push(chunk);

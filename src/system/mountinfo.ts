@@ -64,6 +64,18 @@ export function findMount(entries: readonly MountEntry[], mountPoint: string): M
   return undefined;
 }
 
+/** The mount that contains a path: the entry with the longest mount point that is a prefix of it. */
+export function findContainingMount(entries: readonly MountEntry[], target: string): MountEntry | undefined {
+  const wanted = path.resolve(target);
+  let best: MountEntry | undefined;
+  for (const entry of entries) {
+    const point = entry.mountPoint;
+    const inside = point === "/" || wanted === point || wanted.startsWith(`${point}/`);
+    if (inside && (!best || point.length >= best.mountPoint.length)) best = entry;
+  }
+  return best;
+}
+
 /**
  * Is this path (symlinks resolved) a mount point in our mount namespace, such as a single file
  * bind-mounted into a container? A path that does not exist is not.

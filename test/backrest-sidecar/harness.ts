@@ -1,4 +1,9 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
+import { afterAll } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { type CliResult, runCli } from "../support/cli.js";
 import { ensureTestImage, TEST_LABEL } from "../support/docker.js";
@@ -12,13 +17,58 @@ export interface Result extends CliResult {
   logs: Array<Record<string, unknown>>;
 }
 
+/**
+ * A state dir of this test file's own (journals, locks of backup-once): never the host's
+ * /var/lib/backrest-sidecar. Removed after the file's tests.
+ */
+const STATE_DIR = mkdtempSync(path.join(os.tmpdir(), "stowage-sidecar-state-"));
+afterAll(() => rmSync(STATE_DIR, { recursive: true, force: true }));
+
+/** The environment every sidecar of a test runs with (its state dir). */
+export const SIDECAR_ENV: NodeJS.ProcessEnv = { BACKREST_SIDECAR_STATE_DIR: STATE_DIR };
+
 export async function sidecar(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  const result = await runCli([process.execPath, CLI, ...args], { env });
+  const result = await runCli([process.execPath, CLI, ...args], { env: { ...SIDECAR_ENV, ...env } });
   const logs = result.stderr
     .split("\n")
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
   return { ...result, logs };
+}
+
+/** The sidecar as a user runs it, its JSON log lines handed over as they come. */
+export function startSidecar(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onLog: (line: Record<string, unknown>) => void,
+  options: { detached?: boolean } = {},
+) {
+  // detached: a process group of its own, which a test can kill -9 as a whole (as systemd does).
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...SIDECAR_ENV, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: options.detached ?? false,
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk;
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    const before = stderr.length;
+    stderr += chunk;
+    for (const line of stderr
+      .slice(stderr.lastIndexOf("\n", before) + 1)
+      .split("\n")
+      .slice(0, -1))
+      if (line.startsWith("{")) onLog(JSON.parse(line) as Record<string, unknown>);
+  });
+  const output = once(child, "exit").then(([status]) => ({
+    status: status as number | null,
+    stdout,
+    stderr,
+  }));
+  return Object.assign(child, { output });
 }
 
 /**
@@ -42,12 +92,14 @@ export async function world(scope: TestScope) {
   return {
     marker,
     only,
-    /** `docker volume create` with the test's marker. */
-    async volume(name: string): Promise<string> {
+    /** `docker volume create` with the test's marker; `bindTo`: a local-driver volume binding that directory. */
+    async volume(name: string, bindTo?: string): Promise<string> {
       const full = `${marker}_${name}`;
+      const bind = bindTo ? ["--opt", "type=none", "--opt", "o=bind", "--opt", `device=${bindTo}`] : [];
       await run("docker", [
         "volume",
         "create",
+        ...bind,
         "--label",
         `io.stowage.test.world=${marker}`,
         "--label",
@@ -61,7 +113,13 @@ export async function world(scope: TestScope) {
       name: string,
       labels: Record<string, string>,
       mounts: string[],
-      options: { start?: boolean; command?: string[] } = {},
+      options: {
+        start?: boolean;
+        command?: string[];
+        image?: string;
+        /** Settings for the container, handed to the docker CLI by name (`-e KEY`): no value on a command line. */
+        env?: Record<string, string>;
+      } = {},
     ): Promise<string> {
       const full = `${marker}-${name}`;
       const args = [
@@ -75,7 +133,14 @@ export async function world(scope: TestScope) {
       args.push("--label", TEST_LABEL, "--label", `io.stowage.test.world=${marker}`);
       for (const [key, value] of Object.entries(labels)) args.push("--label", `${key}=${value}`);
       for (const mount of mounts) args.push("-v", mount);
-      await run("docker", [...args, image, ...(options.command ?? ["sleep", "3600"])]);
+      for (const key of Object.keys(options.env ?? {})) args.push("-e", key);
+      await run(
+        "docker",
+        [...args, options.image ?? image, ...(options.command ?? (options.image ? [] : ["sleep", "3600"]))],
+        {
+          env: { ...process.env, ...options.env },
+        },
+      );
       created.push(full);
       return full;
     },

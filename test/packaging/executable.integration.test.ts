@@ -111,6 +111,8 @@ describe("the installed executable", () => {
     await mkdir(checked);
     const names = (await readdir(units)).filter((name) => /\.(service|socket|timer)$/.test(name));
     expect(names.sort()).toEqual([
+      "backrest-sidecar-backup.service",
+      "backrest-sidecar-backup.timer",
       "backrest-sidecar.service",
       "rest-server.service",
       "rest-server.socket",

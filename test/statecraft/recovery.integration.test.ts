@@ -3,9 +3,9 @@ import { once } from "node:events";
 import { mkdir, readFile, symlink } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { processStat } from "../../src/statecraft/journal.js";
 import { run } from "../../src/system/exec.js";
 import { readMountinfo } from "../../src/system/mountinfo.js";
+import { processStat } from "../../src/system/process.js";
 import { createLoopBtrfs } from "../support/btrfs.js";
 import { type TestScope, useScope } from "../support/scope.js";
 import {

@@ -19,6 +19,13 @@ describe("error codes", () => {
     expect(exitCodeFor(new LockError("x"))).toBe(75);
     expect(exitCodeFor(new Error("plain"))).toBe(ERROR_EXIT_CODES.INTERNAL);
     expect(exitCodeFor("thrown string")).toBe(70);
+    // A failed system call is the host's condition (a full disk, a missing directory), not a bug.
+    const full = Object.assign(new Error("ENOSPC: no space left on device, write"), {
+      code: "ENOSPC",
+      syscall: "write",
+    });
+    expect(exitCodeFor(full)).toBe(1);
+    expect(exitCodeFor(Object.assign(new Error("no syscall"), { code: "ENOENT" }))).toBe(70);
   });
 
   it("an interrupted run exits 128+N for every signal, SIGQUIT included", () => {
