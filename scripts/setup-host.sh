@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this host for stowage's integration tests: the system tools they drive for real, and a
-# running Docker engine. Idempotent; a quick no-op when everything is already there.
+# running Docker engine and a single-node Ceph cluster with S3 (scripts/setup-ceph.sh). Idempotent;
+# a quick no-op when everything is already there.
 # Debian/Ubuntu as root installs what is missing; anywhere else it lists what is missing and fails.
 set -euo pipefail
 
@@ -41,6 +42,15 @@ declare -A NEEDED=(
   [debootstrap]=debootstrap
   [strip]=binutils
   [ip]=iproute2
+  [ss]=iproute2
+  [curl]=curl
+  # the single-node Ceph cluster (S3 through radosgw) of scripts/setup-ceph.sh
+  [ceph-mon]=ceph-mon
+  [ceph-osd]=ceph-osd
+  [radosgw]=radosgw
+  [radosgw-admin]=ceph-common
+  [ceph]=ceph-common
+  [monmaptool]=ceph-base
 )
 
 missing_packages() {
@@ -105,3 +115,4 @@ modprobe btrfs 2>/dev/null || true
 modprobe overlay 2>/dev/null || true
 grep -qw btrfs /proc/filesystems || { echo "setup-host: this kernel has no btrfs support" >&2; exit 1; }
 start_dockerd
+bash "$(dirname "$0")/setup-ceph.sh"

@@ -1,3 +1,4 @@
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { Option } from "commander";
@@ -11,6 +12,10 @@ import { newProgram, parseSeconds } from "./program.js";
 
 interface Flags {
   path: string;
+  storage?: string;
+  s3Endpoint?: string;
+  instances: string;
+  usageRefresh?: string;
   listen: string;
   auth: boolean;
   htpasswdFile?: string;
@@ -45,6 +50,23 @@ function program() {
     "-v, --version",
   )
     .option("--path <dir>", "data directory", path.join(os.tmpdir(), "restic"))
+    .option(
+      "--storage <url>",
+      "s3://BUCKET[/PREFIX]: keep the repositories in an S3 bucket (credentials and region from the AWS environment/config chain) instead of under --path",
+    )
+    .option(
+      "--s3-endpoint <url>",
+      "an S3-compatible endpoint such as Ceph RGW or MinIO, path-style [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]",
+    )
+    .option(
+      "--instances <n>",
+      "servers sharing the storage; each admits 1/n of a quota's free room between scans",
+      "1",
+    )
+    .option(
+      "--usage-refresh <seconds>",
+      "re-list the storage for quotas and metrics this often (default: 60 with --storage, else never)",
+    )
     .option("--listen <addr>", "listen address: host:port, :port or unix:/path", ":8000")
     .option("--no-auth", "disable .htpasswd authentication")
     .option("--htpasswd-file <file>", "location of .htpasswd file (default: <path>/.htpasswd)")
@@ -86,8 +108,22 @@ function serverOptions(flags: Flags): ServerOptions {
   if (flags.maxSize !== undefined && maxSize === undefined) {
     throw new ConfigError(`--max-size ${flags.maxSize}: expected a byte count such as 1073741824 or 1GiB`);
   }
+  const instances = Number(flags.instances);
+  if (!Number.isSafeInteger(instances) || instances < 1)
+    throw new ConfigError(`--instances ${flags.instances}: expected a whole number of at least 1`);
+  if (flags.storage === undefined && flags.s3Endpoint !== undefined)
+    throw new ConfigError("--s3-endpoint needs --storage s3://BUCKET[/PREFIX]");
   return {
     path: path.resolve(flags.path),
+    storage: flags.storage,
+    s3Endpoint: flags.s3Endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL,
+    instances,
+    usageRefreshMs:
+      flags.usageRefresh !== undefined
+        ? parseSeconds(flags.usageRefresh, "--usage-refresh") * 1000
+        : flags.storage !== undefined
+          ? 60_000
+          : 0,
     listen: flags.listen,
     noAuth: !flags.auth,
     htpasswdFile: flags.htpasswdFile,
@@ -135,9 +171,25 @@ export async function main(argv: string[]): Promise<number> {
   // Signals are handled before anyone is told where to connect.
   const stopped = waitForShutdown(server, unmount, log);
   const { print } = output("rest-server");
+  // Upstream's start line, which restic's own test harness and other tooling wait for.
+  process.stderr.write(`${goLogTime(new Date())} start server on ${boundAddress(server.address)}\n`);
   print(`rest-server listening on ${server.url}`);
   if (!server.url.startsWith("unix:")) print(`use it with: restic -r rest:${server.url}/<name>/ init`);
   return stopped;
+}
+
+/** Go's log prefix: local `YYYY/MM/DD HH:MM:SS`. */
+export function goLogTime(date: Date): string {
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}/${two(date.getMonth() + 1)}/${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}:${two(date.getSeconds())}`;
+}
+
+/** A listener's address as Go prints net.Addr: `127.0.0.1:8000`, `[::]:8000`, or a socket's path. */
+export function boundAddress(address: AddressInfo | string): string {
+  if (typeof address === "string") return address;
+  return address.family === "IPv6"
+    ? `[${address.address}]:${address.port}`
+    : `${address.address}:${address.port}`;
 }
 
 function waitForShutdown(

@@ -1,22 +1,22 @@
-import { open } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isErrno } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import type { Authenticator } from "./authenticator.js";
-import type { BlobStore } from "./blob-store.js";
 import { HttpError, storageError } from "./http-error.js";
+import { sendListing } from "./list-response.js";
 import type { BlobLabels, ServerMetrics } from "./metrics.js";
-import { parseRange } from "./range.js";
 import { type BlobType, parseRepoPath, repoKey, type Target } from "./repo-path.js";
-import { sendFileRange } from "./send-file.js";
+import type { ObjectRef, SaveOutcome, Storage } from "./storage.js";
 import type { UsageTracker } from "./usage-tracker.js";
 
 export const V1_MEDIA_TYPE = "application/vnd.x.restic.rest.v1";
 export const V2_MEDIA_TYPE = "application/vnd.x.restic.rest.v2";
 
 export interface HandlerContext {
-  store: BlobStore;
-  /** Undefined with --no-auth. */
+  storage: Storage;
+  /** --no-auth: everyone is the anonymous user "". */
+  noAuth: boolean;
+  /** The htpasswd users; undefined with --no-auth, or with proxy authentication and no file. */
   auth: Authenticator | undefined;
   /** Header naming the user, set by a trusted reverse proxy (--proxy-auth-username). */
   proxyAuthHeader: string | undefined;
@@ -46,9 +46,9 @@ async function identify(ctx: HandlerContext, req: IncomingMessage): Promise<stri
     const fromProxy = req.headers[ctx.proxyAuthHeader.toLowerCase()];
     if (typeof fromProxy === "string" && fromProxy !== "") return fromProxy;
   }
-  // --no-auth: everyone is the anonymous user "".
-  if (!ctx.auth) return "";
-  return ctx.auth.authenticate(req.headers.authorization);
+  if (ctx.noAuth) return "";
+  // Without an htpasswd file (proxy authentication only) a request without the header is refused.
+  return ctx.auth?.authenticate(req.headers.authorization);
 }
 
 async function handle(ctx: HandlerContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -102,7 +102,7 @@ async function createRepo(
 ): Promise<void> {
   if (req.method !== "POST") throw methodNotAllowed("POST");
   if (query.get("create") !== "true") throw new HttpError(400, "POST on a repository needs ?create=true");
-  await ctx.store.createRepo(target.repo);
+  await ctx.storage.createRepo(target.repo);
   ctx.log.info({ action: "create-repo", repo: `/${repoKey(target.repo)}` }, "repository created");
   writeHeaders(res, 200, { "Content-Length": "0" }).end();
 }
@@ -116,14 +116,9 @@ async function listBlobs(
 ): Promise<void> {
   if (req.method !== "GET") throw methodNotAllowed("GET");
   const v2 = req.headers.accept === V2_MEDIA_TYPE;
-  const entries = await ctx.store.list(repo, type, v2);
-  if (!entries) throw new HttpError(404, "not found");
-  const body = JSON.stringify(v2 ? entries : entries.map((entry) => entry.name));
-  writeHeaders(res, 200, {
-    "Content-Type": v2 ? V2_MEDIA_TYPE : V1_MEDIA_TYPE,
-    "Content-Length": Buffer.byteLength(body),
-  });
-  res.end(body);
+  const batches = await ctx.storage.list(repo, type, v2);
+  if (!batches) throw new HttpError(404, "not found");
+  await sendListing(res, batches, v2, { "Content-Type": v2 ? V2_MEDIA_TYPE : V1_MEDIA_TYPE });
 }
 
 async function objectRoute(
@@ -134,17 +129,17 @@ async function objectRoute(
   user: string,
 ): Promise<void> {
   const type = target.kind === "config" ? "config" : target.type;
-  const name = target.kind === "blob" ? target.name : undefined;
-  const file = ctx.store.objectPath(target.repo, type, name);
+  const ref: ObjectRef =
+    target.kind === "blob" ? { repo: target.repo, type, name: target.name } : { repo: target.repo, type };
   const labels: BlobLabels = { user, repo: `/${repoKey(target.repo)}`, type };
   switch (req.method) {
     case "HEAD":
     case "GET":
-      return sendObject(ctx, req, res, file, labels);
+      return sendObject(ctx, req, res, ref, labels);
     case "POST":
-      return receiveObject(ctx, req, res, target, file, labels);
+      return receiveObject(ctx, req, res, target, ref, labels);
     case "DELETE":
-      return deleteObject(ctx, res, target, file, labels);
+      return deleteObject(ctx, res, target, ref, labels);
     default:
       throw methodNotAllowed("GET, HEAD, POST, DELETE");
   }
@@ -154,45 +149,35 @@ async function sendObject(
   ctx: HandlerContext,
   req: IncomingMessage,
   res: ServerResponse,
-  file: string,
+  ref: ObjectRef,
   labels: BlobLabels,
 ): Promise<void> {
-  let handle: Awaited<ReturnType<typeof open>>;
+  const head = req.method === "HEAD";
+  const opened = await ctx.storage.open(ref, req.headers.range, head);
+  if (!opened) throw new HttpError(404, "not found");
   try {
-    handle = await open(file, "r");
-  } catch (error) {
-    if (isErrno(error, "ENOENT") || isErrno(error, "ENOTDIR") || isErrno(error, "EISDIR")) {
-      throw new HttpError(404, "not found");
-    }
-    throw error;
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new HttpError(404, "not found");
-    const range = parseRange(req.headers.range, info.size);
+    const { size, range } = opened;
     if (range.kind === "unsatisfiable") {
-      throw new HttpError(416, "requested range not satisfiable", {
-        "Content-Range": `bytes */${info.size}`,
-      });
+      throw new HttpError(416, "requested range not satisfiable", { "Content-Range": `bytes */${size}` });
     }
     const start = range.kind === "partial" ? range.start : 0;
-    const end = range.kind === "partial" ? range.end : info.size - 1;
+    const end = range.kind === "partial" ? range.end : size - 1;
     const length = Math.max(0, end - start + 1);
     const headers: Record<string, string | number> = {
       "Content-Type": "application/octet-stream",
       "Content-Length": length,
       "Accept-Ranges": "bytes",
     };
-    if (range.kind === "partial") headers["Content-Range"] = `bytes ${start}-${end}/${info.size}`;
+    if (range.kind === "partial") headers["Content-Range"] = `bytes ${start}-${end}/${size}`;
     writeHeaders(res, range.kind === "partial" ? 206 : 200, headers);
-    if (req.method === "HEAD" || length === 0) {
+    if (head || length === 0) {
       res.end();
       return;
     }
-    await sendFileRange(handle, res, start, length);
+    await opened.send(res);
     ctx.metrics?.record("read", labels, length);
   } finally {
-    await handle.close().catch(() => {});
+    await opened.close();
   }
 }
 
@@ -209,20 +194,20 @@ async function receiveObject(
   req: IncomingMessage,
   res: ServerResponse,
   target: Extract<Target, { kind: "config" | "blob" }>,
-  file: string,
+  ref: ObjectRef,
   labels: BlobLabels,
 ): Promise<void> {
   const size = contentLength(req);
-  if (!(await ctx.store.repoExists(target.repo))) throw new HttpError(404, "repository not found");
+  if (!(await ctx.storage.repoExists(target.repo))) throw new HttpError(404, "repository not found");
   const verify = target.kind === "blob" && ctx.verifyUpload;
   // Without verification an existing object cannot be told apart from a different one: refuse early.
-  if (!verify && (await ctx.store.size(file)) !== undefined)
+  if (!verify && (await ctx.storage.size(ref)) !== undefined)
     throw new HttpError(403, "object already exists");
 
   const reservation = ctx.usage?.reserve(target.repo, size);
-  let outcome: Awaited<ReturnType<BlobStore["save"]>>;
+  let outcome: SaveOutcome;
   try {
-    outcome = await ctx.store.save(file, req, {
+    outcome = await ctx.storage.save(ref, req, {
       size,
       ...(verify && target.kind === "blob" ? { sha256: target.name } : {}),
       mayExist: verify,
@@ -232,7 +217,10 @@ async function receiveObject(
     throw error;
   }
   if (outcome === "already-present") reservation?.release();
-  else ctx.metrics?.record("write", labels, size);
+  else {
+    reservation?.commit();
+    ctx.metrics?.record("write", labels, size);
+  }
   writeHeaders(res, 200, { "Content-Length": "0" }).end();
 }
 
@@ -240,12 +228,12 @@ async function deleteObject(
   ctx: HandlerContext,
   res: ServerResponse,
   target: Extract<Target, { kind: "config" | "blob" }>,
-  file: string,
+  ref: ObjectRef,
   labels: BlobLabels,
 ): Promise<void> {
   const deletable = target.kind === "blob" && target.type === "locks";
   if (ctx.appendOnly && !deletable) throw new HttpError(403, "append-only mode: only locks may be deleted");
-  const removed = await ctx.store.remove(file);
+  const removed = await ctx.storage.remove(ref);
   if (removed !== undefined) {
     ctx.usage?.removed(target.repo, removed);
     ctx.metrics?.record("delete", labels, removed);

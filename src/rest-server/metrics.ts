@@ -1,6 +1,5 @@
-import { readdir, stat } from "node:fs/promises";
-import path from "node:path";
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { Storage } from "./storage.js";
 import type { UsageTracker } from "./usage-tracker.js";
 
 export type BlobEvent = "read" | "write" | "delete";
@@ -16,7 +15,7 @@ export class ServerMetrics {
   private readonly counts: Record<BlobEvent, Counter<keyof BlobLabels>>;
   private readonly bytes: Record<BlobEvent, Counter<keyof BlobLabels>>;
 
-  constructor(root: string, usage: UsageTracker | undefined) {
+  constructor(storage: Storage, usage: UsageTracker | undefined) {
     const labelNames = ["user", "repo", "type"] as const;
     const counter = (name: string, help: string) =>
       new Counter({ name, help, labelNames, registers: [this.registry] });
@@ -49,7 +48,7 @@ export class ServerMetrics {
         async collect() {
           this.reset();
           for (const repo of usage.repos()) {
-            const newest = await newestSnapshot(path.join(root, repo, "snapshots"));
+            const newest = await storage.newestSnapshot(repo);
             if (newest !== undefined) this.set({ repo: displayRepo(repo) }, newest / 1000);
           }
         },
@@ -66,14 +65,4 @@ export class ServerMetrics {
 
 function displayRepo(repo: string): string {
   return `/${repo}`;
-}
-
-async function newestSnapshot(dir: string): Promise<number | undefined> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  let newest: number | undefined;
-  for (const name of names) {
-    const info = await stat(path.join(dir, name)).catch(() => undefined);
-    if (info?.isFile() && (newest === undefined || info.mtimeMs > newest)) newest = info.mtimeMs;
-  }
-  return newest;
 }

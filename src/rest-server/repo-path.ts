@@ -5,7 +5,6 @@ export type BlobType = (typeof BLOB_TYPES)[number];
 export type ObjectType = BlobType | "config";
 
 const TYPE_NAMES: ReadonlySet<string> = new Set([...BLOB_TYPES, "config"]);
-const BLOB_ID = /^[0-9a-f]{64}$/;
 /** Repository path segments may nest at most this deep (`/alice/laptop/`). */
 export const MAX_REPO_DEPTH = 2;
 /** A segment becomes a directory name: at most NAME_MAX (255) bytes on Linux filesystems. */
@@ -23,8 +22,14 @@ export type Target =
 
 export type PathResult = { ok: true; target: Target } | { ok: false; status: 400 | 404; message: string };
 
+/** 64 lower-case hex digits. A loop, not a regular expression: listings test every name they find. */
 export function isBlobId(name: string): boolean {
-  return BLOB_ID.test(name);
+  if (name.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = name.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
 }
 
 function decodeSegment(raw: string): string | undefined {

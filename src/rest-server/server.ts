@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { lstat, mkdir, readFile, rm } from "node:fs/promises";
+import { lstat, readFile, rm } from "node:fs/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
@@ -9,14 +9,23 @@ import type { SecureContextOptions } from "node:tls";
 import { ConfigError, isErrno } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { type AccessLog, combinedLogLine, openAccessLog } from "./access-log.js";
-import { BlobStore } from "./blob-store.js";
+import { FsStorage } from "./fs-storage.js";
 import { createHandler, requestUser } from "./handler.js";
 import { type ListenTarget, parseListen, socketFromSystemd } from "./listen.js";
 import type { QuotaLimits } from "./quota-config.js";
+import type { Storage } from "./storage.js";
 import { UsageTracker } from "./usage-tracker.js";
 
 export interface ServerOptions {
   path: string;
+  /** `s3://BUCKET[/PREFIX]`: keep repositories in an S3 bucket instead of under `path`. */
+  storage: string | undefined;
+  /** The S3 endpoint (path-style addressing, as RGW and MinIO want); else AWS's, virtual-host style. */
+  s3Endpoint: string | undefined;
+  /** Servers sharing the storage (quotas: see UsageTracker). */
+  instances: number;
+  /** Re-list the storage for quotas and metrics this often (0: only at start-up). */
+  usageRefreshMs: number;
   listen: string;
   noAuth: boolean;
   htpasswdFile: string | undefined;
@@ -125,33 +134,76 @@ function attachAccessLog(server: http.Server, sink: AccessLog): void {
   });
 }
 
+/**
+ * The htpasswd users, unless --no-auth. With --proxy-auth-username the file is optional (as in
+ * upstream 0.14): without one the proxy's header is the only authentication.
+ */
+async function loadAuth(options: ServerOptions, log: Logger) {
+  if (options.noAuth) return undefined;
+  const file = options.htpasswdFile ?? path.join(options.path, ".htpasswd");
+  if (options.proxyAuthUsername) {
+    const present = await lstat(file).then(
+      () => true,
+      () => false,
+    );
+    if (!present) {
+      log.info(
+        { action: "auth", header: options.proxyAuthUsername },
+        "proxy authentication only (no htpasswd file)",
+      );
+      return undefined;
+    }
+  }
+  return (await import("./authenticator.js")).Authenticator.load(file, log);
+}
+
+/** The directory under --path, or (`--storage s3://...`) the bucket, loaded only then. */
+async function openStorage(options: ServerOptions, log: Logger): Promise<Storage> {
+  if (options.storage === undefined)
+    return new FsStorage(options.path, { groupAccessible: options.groupAccessibleRepos });
+  const { S3Storage, parseS3Location } = await import("./s3-storage.js");
+  return new S3Storage(parseS3Location(options.storage), { endpoint: options.s3Endpoint, log });
+}
+
 export async function startServer(options: ServerOptions, log: Logger): Promise<RunningServer> {
   validate(options);
   const target = socketFromSystemd(process.env, process.pid) ?? parseListen(options.listen);
-  const store = new BlobStore(options.path, { groupAccessible: options.groupAccessibleRepos });
-  await mkdir(options.path, { recursive: true, mode: store.dirMode });
+  const storage = await openStorage(options, log);
+  await storage.prepare();
   // Optional features load their libraries only when enabled: every module left out keeps the heap
   // small, and with it the cost of each garbage collection while uploads stream through.
-  const auth = options.noAuth
-    ? undefined
-    : await (await import("./authenticator.js")).Authenticator.load(
-        options.htpasswdFile ?? path.join(options.path, ".htpasswd"),
-        log,
-      );
+  const auth = await loadAuth(options, log);
   const limits = await quotaLimits(options);
   const usage =
     limits || options.prometheus
-      ? new UsageTracker(options.path, limits ?? { users: new Map(), repos: new Map() })
+      ? new UsageTracker(storage, limits ?? { users: new Map(), repos: new Map() }, {
+          instances: options.instances,
+        })
       : undefined;
   if (usage) {
-    const { removedTempFiles } = await usage.scan();
-    log.info({ action: "scan", bytes: usage.totalBytes(), removedTempFiles }, "storage scanned");
+    await usage.scan();
+    log.info({ action: "scan", bytes: usage.totalBytes(), storage: storage.location }, "storage scanned");
   }
+  const refresh =
+    usage && options.usageRefreshMs > 0
+      ? setInterval(() => {
+          usage.scan().then(
+            () => log.debug({ action: "scan", bytes: usage.totalBytes() }, "storage scanned again"),
+            (error: unknown) =>
+              log.warn(
+                { action: "scan.failed", err: (error as Error).message },
+                "cannot list the storage; usage as before",
+              ),
+          );
+        }, options.usageRefreshMs)
+      : undefined;
+  refresh?.unref();
   const metrics = options.prometheus
-    ? new (await import("./metrics.js")).ServerMetrics(options.path, usage)
+    ? new (await import("./metrics.js")).ServerMetrics(storage, usage)
     : undefined;
   const handler = createHandler({
-    store,
+    storage,
+    noAuth: options.noAuth,
     auth,
     proxyAuthHeader: options.proxyAuthUsername,
     privateRepos: options.privateRepos,
@@ -187,7 +239,12 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
   await listenOn(server, target);
   const { url, address } = baseUrl(server, options.tls);
   log.info(
-    { action: "listen", url, path: options.path, auth: auth ? "htpasswd" : "none" },
+    {
+      action: "listen",
+      url,
+      storage: storage.location,
+      auth: options.noAuth ? "none" : auth ? "htpasswd" : `proxy header ${options.proxyAuthUsername}`,
+    },
     "rest-server ready",
   );
 
@@ -202,6 +259,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
       }
     },
     async close() {
+      if (refresh) clearInterval(refresh);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections turn idle as their last request ends; close them as they do.
       const sweep = setInterval(() => server.closeIdleConnections(), 100);

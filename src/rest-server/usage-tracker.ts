@@ -1,108 +1,126 @@
-import { lstat, readdir, unlink } from "node:fs/promises";
-import path from "node:path";
-import { isTempName } from "./blob-store.js";
 import { HttpError } from "./http-error.js";
 import type { QuotaLimits } from "./quota-config.js";
-import { MAX_REPO_DEPTH } from "./repo-path.js";
-
-const TYPE_DIRS = new Set(["config", "data", "index", "keys", "locks", "snapshots"]);
+import type { Storage } from "./storage.js";
 
 export interface Reservation {
+  /** The upload is stored: its bytes count as this instance's writes. */
+  commit(): void;
   /** Give the reserved bytes back (upload failed, or the object was already there). */
   release(): void;
 }
 
+export interface UsageOptions {
+  /**
+   * How many servers share the storage (quotas): each may grow a scope by at most 1/N of the room
+   * the last scan left under its limit, so together they never pass it. 1 for a directory.
+   */
+  instances: number;
+}
+
+type Bytes = Map<string, number>;
+
+const add = (map: Bytes, repo: string, delta: number) => map.set(repo, (map.get(repo) ?? 0) + delta);
+const sumWhere = (map: Bytes, inScope: (repo: string) => boolean) => {
+  let sum = 0;
+  for (const [repo, bytes] of map) if (inScope(repo)) sum += bytes;
+  return sum;
+};
+
 /**
- * Bytes stored per repository, kept current as uploads and deletes happen, so quotas can be enforced
- * before a byte is written: an upload reserves its Content-Length first, and is refused with 507 if
- * that would pass any limit. Concurrent uploads each hold their reservation, so the sum never
- * exceeds a limit, even mid-stream.
+ * Bytes stored per repository, for quotas and metrics: a scan of the storage (at start-up, and
+ * again on `scan()`), plus what this server stored and deleted since the scan began, plus uploads
+ * in flight. An upload reserves its Content-Length before a byte is stored and is refused with 507
+ * if that would pass a limit; concurrent uploads each hold their reservation. With N servers on
+ * one storage, each sees only its own writes between scans, so it may grow a scope (the whole
+ * storage, a user, a repository) by at most (limit - scanned)/N: the limit holds as long as no
+ * more than N servers run (see README).
  */
 export class UsageTracker {
-  private readonly bytes = new Map<string, number>();
+  private scanned: Bytes = new Map();
+  /** This server's stored minus deleted bytes since the last scan began. */
+  private own: Bytes = new Map();
+  /** The same since a scan under way began (becomes `own` when it ends). */
+  private ownDuringScan: Bytes | undefined;
+  private readonly inFlight: Bytes = new Map();
 
   constructor(
-    private readonly root: string,
+    private readonly storage: Storage,
     private readonly limits: QuotaLimits,
+    private readonly options: UsageOptions = { instances: 1 },
   ) {}
 
-  /** Walk the store once at start-up; leftover temp files of a crashed run are removed. */
-  async scan(): Promise<{ removedTempFiles: number }> {
-    let removed = 0;
-    const walk = async (dir: string, segments: string[]): Promise<void> => {
-      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-      for (const entry of entries) {
-        const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) {
-          await walk(full, [...segments, entry.name]);
-        } else if (entry.isFile() && isTempName(entry.name)) {
-          await unlink(full).catch(() => {});
-          removed++;
-        } else if (entry.isFile()) {
-          const repo = repoOf([...segments, entry.name]);
-          const info = repo === undefined ? undefined : await lstat(full).catch(() => undefined);
-          if (repo !== undefined && info) this.add(repo, info.size);
-        }
-      }
-    };
-    await walk(this.root, []);
-    return { removedTempFiles: removed };
+  /** List the storage and take its sizes as the new base (writes made meanwhile are counted once more at worst). */
+  async scan(): Promise<void> {
+    const during: Bytes = new Map();
+    this.ownDuringScan = during;
+    try {
+      const found: Bytes = new Map();
+      for await (const batch of this.storage.scan())
+        for (const { repo, size } of batch) add(found, repo, size);
+      this.scanned = found;
+      this.own = during;
+    } finally {
+      this.ownDuringScan = undefined;
+    }
   }
 
-  private add(repo: string, delta: number): void {
-    this.bytes.set(repo, Math.max(0, (this.bytes.get(repo) ?? 0) + delta));
+  private changed(repo: string, delta: number): void {
+    add(this.own, repo, delta);
+    if (this.ownDuringScan) add(this.ownDuringScan, repo, delta);
   }
 
   repos(): string[] {
-    return [...this.bytes.keys()];
+    return [...new Set([...this.scanned.keys(), ...this.own.keys()])].sort();
   }
 
   repoBytes(repo: string): number {
-    return this.bytes.get(repo) ?? 0;
-  }
-
-  private userBytes(user: string): number {
-    let sum = 0;
-    for (const [repo, bytes] of this.bytes) if (repo === user || repo.startsWith(`${user}/`)) sum += bytes;
-    return sum;
+    return Math.max(0, (this.scanned.get(repo) ?? 0) + (this.own.get(repo) ?? 0));
   }
 
   totalBytes(): number {
-    let sum = 0;
-    for (const bytes of this.bytes.values()) sum += bytes;
-    return sum;
+    return Math.max(0, sumWhere(this.scanned, () => true) + sumWhere(this.own, () => true));
   }
 
   /** Reserve room for an upload of `size` bytes into `repo`, or throw 507 naming the limit hit. */
   reserve(repo: readonly string[], size: number): Reservation {
     const key = repo.join("/");
-    const over = (used: number, limit: number | undefined) => limit !== undefined && used + size > limit;
-    if (over(this.totalBytes(), this.limits.total)) throw new HttpError(507, "server storage limit reached");
     const user = repo[0];
-    if (user !== undefined && over(this.userBytes(user), this.limits.users.get(user))) {
-      throw new HttpError(507, `storage limit of user ${user} reached`);
-    }
-    if (over(this.repoBytes(key), this.limits.repos.get(key))) {
-      throw new HttpError(507, `storage limit of repository ${key || "/"} reached`);
-    }
-    this.add(key, size);
-    let released = false;
-    return {
-      release: () => {
-        if (!released) this.add(key, -size);
-        released = true;
+    const scopes: Array<{ limit: number | undefined; inScope: (r: string) => boolean; message: string }> = [
+      { limit: this.limits.total, inScope: () => true, message: "server storage limit reached" },
+      ...(user === undefined
+        ? []
+        : [
+            {
+              limit: this.limits.users.get(user),
+              inScope: (r: string) => r === user || r.startsWith(`${user}/`),
+              message: `storage limit of user ${user} reached`,
+            },
+          ]),
+      {
+        limit: this.limits.repos.get(key),
+        inScope: (r: string) => r === key,
+        message: `storage limit of repository ${key || "/"} reached`,
       },
+    ];
+    const n = this.options.instances;
+    for (const { limit, inScope, message } of scopes) {
+      if (limit === undefined) continue;
+      const base = sumWhere(this.scanned, inScope);
+      const growth = sumWhere(this.own, inScope) + sumWhere(this.inFlight, inScope) + size;
+      if (base + n * growth > limit) throw new HttpError(507, message);
+    }
+    add(this.inFlight, key, size);
+    let open = true;
+    const end = (stored: boolean) => {
+      if (!open) return;
+      open = false;
+      add(this.inFlight, key, -size);
+      if (stored) this.changed(key, size);
     };
+    return { commit: () => end(true), release: () => end(false) };
   }
 
   removed(repo: readonly string[], size: number): void {
-    this.add(repo.join("/"), -size);
+    this.changed(repo.join("/"), -size);
   }
-}
-
-/** The repository a stored file belongs to, from its path segments under the root. */
-function repoOf(segments: readonly string[]): string | undefined {
-  const typeIndex = segments.findIndex((segment) => TYPE_DIRS.has(segment));
-  if (typeIndex < 0 || typeIndex > MAX_REPO_DEPTH) return undefined;
-  return segments.slice(0, typeIndex).join("/");
 }

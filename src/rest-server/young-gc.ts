@@ -13,3 +13,14 @@ const pacer = new YoungGcPacer(4 * 1024 * 1024);
 export function noteBodyBytes(bytes: number): void {
   pacer.note(bytes);
 }
+
+/**
+ * Listing entries between two young-generation collections. Each entry leaves a name, a stat result
+ * and its JSON behind; without the pacing V8 grows its young generation to its cap during a large
+ * listing and all of it becomes resident.
+ */
+const listingPacer = new YoungGcPacer(16_384);
+
+export function noteListedEntries(count: number): void {
+  listingPacer.note(count);
+}

@@ -6,6 +6,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { htpasswdFile } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
+import { cephS3, listKeys, s3Client, testBucket } from "../support/s3.js";
 import { freePort, useScope } from "../support/scope.js";
 import { spawnServer } from "./process.js";
 
@@ -195,81 +196,93 @@ async function snapshotTree(dir: string, skip: string): Promise<string[]> {
   return out.sort();
 }
 
-describe(`rest-server under generated bad requests (seed ${SEED})`, () => {
-  const scope = useScope();
+/** Where the server keeps the repositories: under --path, or in a bucket of the test host's Ceph RGW. */
+const STORAGES = [{ storage: "fs" as const }, { storage: "s3" as const }];
 
-  it.each([
-    // Without --append-only (and with the fuzzer allowed in) DELETE may rightly remove the repository.
-    { name: "plain", flags: ["--no-auth"], repoSurvives: false },
-    { name: "append-only", flags: ["--no-auth", "--append-only"], repoSurvives: true },
-    // The fuzzer knows only alice's password; the repository belongs to the user base.
-    { name: "private repos", flags: ["--private-repos"], repoSurvives: true },
-    { name: "append-only private repos", flags: ["--append-only", "--private-repos"], repoSurvives: true },
-  ])("$name: never a 5xx, nothing outside --path, the server stays up", async ({ flags, repoSurvives }) => {
-    const outer = await scope.tempDir("stowage-fuzz-");
-    const root = path.join(outer, "repos");
-    await mkdir(root);
-    await writeFile(path.join(outer, "outside-sentinel"), "must stay unchanged\n");
-    const auth = !flags.includes("--no-auth");
-    if (auth) {
-      await htpasswdFile(path.join(root, ".htpasswd"), [
-        [...ALICE, { bcrypt: 4 }],
-        ["base", "base-pw", "sha"],
-      ]);
-    }
-    const port = await freePort();
-    const server = await spawnServer(scope, [
-      "--path",
-      root,
-      "--listen",
-      `127.0.0.1:${port}`,
-      "--prometheus",
-      ...flags,
-    ]);
+describe.each(STORAGES)(
+  `rest-server under generated bad requests (seed ${SEED}, $storage storage)`,
+  ({ storage }) => {
+    const scope = useScope();
 
-    // A repository backed up before the storm.
-    const source = await scope.tempDir("stowage-fuzz-src-");
-    await writeFile(path.join(source, "file"), randomBytes(256 * 1024));
-    const credentials = auth ? "base:base-pw@" : "";
-    const restic = await resticClient(scope, `rest:http://${credentials}127.0.0.1:${port}/base/`);
-    await restic.run(["init"]);
-    await restic.run(["backup", source]);
-    const outsideBefore = await snapshotTree(outer, root);
-
-    for (const [family, shape] of Object.entries(FAMILIES)) {
-      await fc.assert(
-        fc.asyncProperty(requestFor(shape), async (request) => {
-          const reply = await send(port, request);
-          if (reply.status === undefined) {
-            // Only a request whose body never fully arrived may go unanswered.
-            expect(request.truncated, `no reply to ${JSON.stringify(request)}`).toBe(true);
-            return;
-          }
-          expect(reply.status, `${family}: ${reply.raw}`).toBeLessThan(500);
-        }),
-        { seed: SEED, numRuns: RUNS_PER_FAMILY, endOnFailure: true },
+    it.each([
+      // Without --append-only (and with the fuzzer allowed in) DELETE may rightly remove the repository.
+      { name: "plain", flags: ["--no-auth"], repoSurvives: false },
+      { name: "append-only", flags: ["--no-auth", "--append-only"], repoSurvives: true },
+      // The fuzzer knows only alice's password; the repository belongs to the user base.
+      { name: "private repos", flags: ["--private-repos"], repoSurvives: true },
+      { name: "append-only private repos", flags: ["--append-only", "--private-repos"], repoSurvives: true },
+    ])("$name: never a 5xx, nothing outside --path, the server stays up", async ({ flags, repoSurvives }) => {
+      const outer = await scope.tempDir("stowage-fuzz-");
+      const root = path.join(outer, "repos");
+      await mkdir(root);
+      await writeFile(path.join(outer, "outside-sentinel"), "must stay unchanged\n");
+      const auth = !flags.includes("--no-auth");
+      if (auth) {
+        await htpasswdFile(path.join(root, ".htpasswd"), [
+          [...ALICE, { bcrypt: 4 }],
+          ["base", "base-pw", "sha"],
+        ]);
+      }
+      const port = await freePort();
+      const ceph = storage === "s3" ? cephS3() : undefined;
+      const bucket = ceph ? testBucket(scope) : undefined;
+      const onS3 = ceph ? ["--storage", `s3://${bucket}/repos`, "--s3-endpoint", ceph.endpoint] : [];
+      const server = await spawnServer(
+        scope,
+        ["--path", root, "--listen", `127.0.0.1:${port}`, "--prometheus", ...onS3, ...flags],
+        ceph?.env ?? {},
       );
-    }
 
-    expect(server.child.exitCode).toBeNull();
-    expect(await snapshotTree(outer, root)).toEqual(outsideBefore);
-    const errors = server
-      .output()
-      .split("\n")
-      .filter((line) => line.includes('"level":"error"') || line.includes("    at "));
-    expect(errors, errors.join("\n")).toEqual([]);
-    if (repoSurvives) {
-      await restic.run(["check", "--read-data"]);
-      expect(await restic.json<unknown[]>(["snapshots"])).toHaveLength(1);
-    }
-    const alive = await send(port, {
-      method: "GET",
-      target: "/metrics",
-      headers: [],
-      body: Buffer.alloc(0),
-      sent: 0,
-      truncated: false,
+      // A repository backed up before the storm.
+      const source = await scope.tempDir("stowage-fuzz-src-");
+      await writeFile(path.join(source, "file"), randomBytes(256 * 1024));
+      const credentials = auth ? "base:base-pw@" : "";
+      const restic = await resticClient(scope, `rest:http://${credentials}127.0.0.1:${port}/base/`);
+      await restic.run(["init"]);
+      await restic.run(["backup", source]);
+      const outsideBefore = await snapshotTree(outer, root);
+
+      for (const [family, shape] of Object.entries(FAMILIES)) {
+        await fc.assert(
+          fc.asyncProperty(requestFor(shape), async (request) => {
+            const reply = await send(port, request);
+            if (reply.status === undefined) {
+              // Only a request whose body never fully arrived may go unanswered.
+              expect(request.truncated, `no reply to ${JSON.stringify(request)}`).toBe(true);
+              return;
+            }
+            expect(reply.status, `${family}: ${reply.raw}`).toBeLessThan(500);
+          }),
+          { seed: SEED, numRuns: RUNS_PER_FAMILY, endOnFailure: true },
+        );
+      }
+
+      expect(server.child.exitCode).toBeNull();
+      expect(await snapshotTree(outer, root)).toEqual(outsideBefore);
+      if (bucket) {
+        // Nothing outside the prefix, and nothing at all in the local --path but the htpasswd file.
+        const keys = await listKeys(s3Client(), bucket);
+        expect(keys.filter(({ key }) => !key.startsWith("repos/"))).toEqual([]);
+        expect((await readdir(root)).filter((name) => name !== ".htpasswd")).toEqual([]);
+      }
+      const errors = server
+        .output()
+        .split("\n")
+        .filter((line) => line.includes('"level":"error"') || line.includes("    at "));
+      expect(errors, errors.join("\n")).toEqual([]);
+      if (repoSurvives) {
+        await restic.run(["check", "--read-data"]);
+        expect(await restic.json<unknown[]>(["snapshots"])).toHaveLength(1);
+      }
+      const alive = await send(port, {
+        method: "GET",
+        target: "/metrics",
+        headers: [],
+        body: Buffer.alloc(0),
+        sent: 0,
+        truncated: false,
+      });
+      expect(alive.status).toBeLessThan(500);
     });
-    expect(alive.status).toBeLessThan(500);
-  });
-});
+  },
+);

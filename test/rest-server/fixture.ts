@@ -16,6 +16,10 @@ export function sha256(data: string | Buffer): string {
 export function defaultOptions(root: string): ServerOptions {
   return {
     path: root,
+    storage: undefined,
+    s3Endpoint: undefined,
+    instances: 1,
+    usageRefreshMs: 0,
     listen: "127.0.0.1:0",
     noAuth: true,
     htpasswdFile: undefined,

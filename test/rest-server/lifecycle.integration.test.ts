@@ -32,6 +32,16 @@ function certFingerprint(port: number): Promise<string> {
 describe("rest-server process lifecycle (real processes, mounts and restic)", () => {
   const scope = useScope();
 
+  it("prints upstream's start line with the bound port (--listen :0), as restic's test harness waits for", async () => {
+    const root = await scope.tempDir("stowage-rest-");
+    const server = await spawnServer(scope, ["--path", root, "--listen", "127.0.0.1:0", "--no-auth"]);
+    const line = await waitForOutput(server, /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d start server on (\S+)$/m);
+    expect(line).toBe(new URL(server.url).host);
+    expect(line).not.toMatch(/:0$/);
+    const wildcard = await spawnServer(scope, ["--path", root, "--listen", ":0", "--no-auth"]);
+    expect(await waitForOutput(wildcard, /start server on (\S+)$/m)).toMatch(/^\[::\]:\d+$|^0\.0\.0\.0:\d+$/);
+  });
+
   it("survives kill -9 during many uploads: restic check is clean and no temp file is listed", async () => {
     const root = await scope.tempDir("stowage-rest-");
     const port = await freePort();

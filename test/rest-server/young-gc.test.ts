@@ -1,6 +1,6 @@
 import { constants, PerformanceObserver } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import { noteBodyBytes } from "../../src/rest-server/young-gc.js";
+import { noteBodyBytes, noteListedEntries } from "../../src/rest-server/young-gc.js";
 
 /** Young-generation collections seen while `action` runs and shortly after. */
 async function minorCollectionsDuring(action: () => void): Promise<number> {
@@ -27,5 +27,13 @@ describe("noteBodyBytes", () => {
       for (let i = 0; i < 64; i++) noteBodyBytes(64 * 1024);
     });
     expect(seen).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("noteListedEntries", () => {
+  it("runs a young-generation collection every 16,384 listed entries, not before", async () => {
+    await minorCollectionsDuring(() => noteListedEntries(16_384));
+    expect(await minorCollectionsDuring(() => noteListedEntries(512))).toBe(0);
+    expect(await minorCollectionsDuring(() => noteListedEntries(16_384))).toBeGreaterThanOrEqual(1);
   });
 });

@@ -1,0 +1,79 @@
+import type { ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
+import type { RangeResult } from "./range.js";
+import type { BlobType, ObjectType } from "./repo-path.js";
+
+/** One object of a repository: its config, or a blob of a type by its name. */
+export interface ObjectRef {
+  repo: readonly string[];
+  type: ObjectType;
+  /** The blob's name (its SHA-256); absent for config. */
+  name?: string;
+}
+
+export interface ListEntry {
+  name: string;
+  size: number;
+}
+
+export type SaveOutcome = "saved" | "already-present";
+
+export interface SaveExpect {
+  /** The body's exact length (Content-Length). */
+  size: number;
+  /** When set, the body's SHA-256 must be this (the blob's name), or nothing is stored (400). */
+  sha256?: string;
+  /** An object already under the name is fine (an identical re-upload, told apart by sha256). */
+  mayExist: boolean;
+}
+
+/** An object opened for reading: its size, the range the request gets, and how to send it. */
+export interface OpenedObject {
+  size: number;
+  range: RangeResult;
+  /** Send the range's bytes (the headers are already written). */
+  send(res: ServerResponse): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Bytes of one stored object, as a usage scan finds them. */
+export interface StoredBytes {
+  /** The repository's path (`alice/laptop`, "" for the root repository). */
+  repo: string;
+  size: number;
+}
+
+/**
+ * Where repositories are kept: a directory tree (restic's local layout) or an S3 bucket (restic's
+ * s3 layout). The handler speaks only this; every method maps a missing object to undefined (or
+ * 404) and any other failure to an error (never an incomplete answer).
+ */
+export interface Storage {
+  /** For logs: the directory or s3://bucket/prefix. */
+  readonly location: string;
+  /** Checks the storage can be used (the directory made, the bucket reachable) before serving. */
+  prepare(): Promise<void>;
+  createRepo(repo: readonly string[]): Promise<void>;
+  repoExists(repo: readonly string[]): Promise<boolean>;
+  /** Size of a stored object, or undefined when absent. */
+  size(ref: ObjectRef): Promise<number | undefined>;
+  /**
+   * The blobs of a type in batches as they are found (names only when `withSizes` is false: sizes
+   * may then be 0), or undefined when the repository or the type does not exist.
+   */
+  list(
+    repo: readonly string[],
+    type: BlobType,
+    withSizes: boolean,
+  ): Promise<AsyncIterable<ListEntry[]> | undefined>;
+  /** Open for reading with the request's Range header (`head`: no body will be sent), or undefined when absent. */
+  open(ref: ObjectRef, rangeHeader: string | undefined, head: boolean): Promise<OpenedObject | undefined>;
+  /** Store an upload under its final name, never visible before it is complete and verified. */
+  save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome>;
+  /** Remove an object; its size, or undefined when it was already gone. */
+  remove(ref: ObjectRef): Promise<number | undefined>;
+  /** Every stored object's repository and size (for quotas and metrics), leftovers cleaned up. */
+  scan(): AsyncIterable<StoredBytes[]>;
+  /** When the newest snapshot of a repository was stored (ms since the epoch), if it has one. */
+  newestSnapshot(repo: string): Promise<number | undefined>;
+}
