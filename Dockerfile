@@ -15,7 +15,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin stowage
 COPY dist/stowage-linux-${ARCH} /usr/local/bin/stowage
-COPY dist/sea/bcrypt.node /usr/local/lib/stowage/bcrypt.node
+COPY dist/sea-${ARCH}/bcrypt.node /usr/local/lib/stowage/bcrypt.node
 COPY lib/statecraft /usr/local/lib/statecraft
 COPY deploy/docker/entrypoint.sh /usr/local/bin/stowage-entrypoint
 COPY deploy/docker/create_user deploy/docker/delete_user /usr/local/bin/

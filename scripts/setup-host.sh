@@ -51,6 +51,15 @@ declare -A NEEDED=(
   [radosgw-admin]=ceph-common
   [ceph]=ceph-common
   [monmaptool]=ceph-base
+  # the arm64 executable, built and tested under qemu-user (test/packaging/arm64.integration.test.ts)
+  [qemu-aarch64-static]=qemu-user-static
+  [aarch64-linux-gnu-strip]=binutils-aarch64-linux-gnu
+)
+
+# file -> Debian package (of another architecture) that provides it
+declare -A NEEDED_FILES=(
+  [/lib/ld-linux-aarch64.so.1]=libc6:arm64
+  [/usr/lib/aarch64-linux-gnu/libstdc++.so.6]=libstdc++6:arm64
 )
 
 missing_packages() {
@@ -58,6 +67,10 @@ missing_packages() {
   for command in "${!NEEDED[@]}"; do
     command -v "$command" >/dev/null 2>&1 || echo "${NEEDED[$command]}"
   done | sort -u
+  local file
+  for file in "${!NEEDED_FILES[@]}"; do
+    [ -e "$file" ] || echo "${NEEDED_FILES[$file]}"
+  done
   # The test image is built from the static busybox; a dynamic one would not run in an empty rootfs.
   if [ -x /bin/busybox ] && ! file_is_static /bin/busybox; then echo busybox-static; fi
 }
@@ -103,6 +116,9 @@ if [ "${#packages[@]}" -gt 0 ]; then
   fi
   echo "setup-host: installing ${packages[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  if printf '%s\n' "${packages[@]}" | grep -q ':arm64$' && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    dpkg --add-architecture arm64
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi

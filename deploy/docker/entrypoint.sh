@@ -14,7 +14,12 @@ mkdir -p "$DATA_DIRECTORY"
 if [ -n "$DISABLE_AUTHENTICATION" ]; then
     OPTIONS="--no-auth $OPTIONS"
 else
-    [ -f "$PASSWORD_FILE" ] || touch "$PASSWORD_FILE"
+    if [ ! -f "$PASSWORD_FILE" ]; then
+        # It holds password hashes: never world-readable (restic/rest-server#318). Owned by whom
+        # the server runs as (the data directory's owner), so that it can read it.
+        (umask 077 && : > "$PASSWORD_FILE")
+        chown "$(stat -c %u:%g "$DATA_DIRECTORY")" "$PASSWORD_FILE"
+    fi
     if [ ! -s "$PASSWORD_FILE" ]; then
         echo
         echo "**WARNING** No user exists, please 'docker exec -it \$CONTAINER_ID create_user'"

@@ -61,6 +61,15 @@ describe("the container images built from the project's Dockerfile", () => {
 
     await docker(["exec", name, "create_user", "alice", "alice-pw"]);
     expect((await docker(["exec", name, "cat", "/data/.htpasswd"])).stdout).toMatch(/^alice:\$2y\$05\$/);
+    // Password hashes are not world-readable (upstream's #318), and the server's user owns them.
+    expect((await docker(["exec", name, "stat", "-c", "%a %u", "/data/.htpasswd"])).stdout.trim()).toBe(
+      "600 10001",
+    );
+    // The line is one Apache's own htpasswd verifies.
+    const copy = path.join(await scope.tempDir("stowage-image-htpasswd-"), "htpasswd");
+    await writeFile(copy, (await docker(["exec", name, "cat", "/data/.htpasswd"])).stdout);
+    await run("htpasswd", ["-v", "-b", copy, "alice", "alice-pw"]);
+    expect((await run("htpasswd", ["-v", "-b", copy, "alice", "wrong"], { okStatuses: [3] })).status).toBe(3);
     const source = await scope.tempDir("stowage-image-src-");
     await writeFile(path.join(source, "file"), "through the image\n");
     const restic = await resticClient(scope, `rest:http://alice:alice-pw@127.0.0.1:${port}/alice/`);
