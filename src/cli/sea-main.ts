@@ -6,10 +6,10 @@ process.env.UV_THREADPOOL_SIZE ??= "16";
 import path from "node:path";
 import { runMain } from "./main.js";
 import { main as stowage } from "./stowage-cli.js";
-import { findTool } from "./tools.js";
+import { toolForInvocation } from "./tools.js";
 
 const invokedAs = path.basename(process.argv[1] ?? "stowage");
-const tool = findTool(invokedAs);
+const tool = toolForInvocation(invokedAs, process.env);
 if (tool) {
   void tool.load().then((main) => runMain(tool.name, main));
 } else {

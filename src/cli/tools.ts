@@ -34,6 +34,38 @@ export const TOOLS: readonly ToolEntry[] = [
   },
 ];
 
+/**
+ * The container images' helpers: run through symlinks of their names inside the images, never
+ * listed (`make install` does not put them on a host).
+ */
+const IMAGE_HELPERS: readonly ToolEntry[] = [
+  {
+    name: "rest-server-image",
+    summary: "rest-server with restic/rest-server's image conventions (DATA_DIRECTORY, OPTIONS, ...)",
+    load: async () => (await import("./image-cli.js")).restServerImage,
+  },
+  {
+    name: "create_user",
+    summary: "add or update a rest-server user in PASSWORD_FILE",
+    load: async () => (await import("./image-cli.js")).createUser,
+  },
+  {
+    name: "delete_user",
+    summary: "remove a rest-server user from PASSWORD_FILE",
+    load: async () => (await import("./image-cli.js")).deleteUserMain,
+  },
+];
+
 export function findTool(name: string): ToolEntry | undefined {
-  return TOOLS.find((tool) => tool.name === name);
+  return TOOLS.find((tool) => tool.name === name) ?? IMAGE_HELPERS.find((tool) => tool.name === name);
+}
+
+/**
+ * The command an invocation names: the symlink's name, or for the images' `stowage-entrypoint` the
+ * image's command (STOWAGE_COMMAND; rest-server with its image conventions). Undefined: `stowage`.
+ */
+export function toolForInvocation(invokedAs: string, env: NodeJS.ProcessEnv): ToolEntry | undefined {
+  if (invokedAs !== "stowage-entrypoint") return findTool(invokedAs);
+  const command = env.STOWAGE_COMMAND || "stowage";
+  return findTool(command === "rest-server" ? "rest-server-image" : command);
 }

@@ -6,24 +6,38 @@ import { getAsset, isSea } from "node:sea";
 
 /** Check a password against a bcrypt hash. */
 export type BcryptCompare = (password: string, hash: string) => Promise<boolean>;
+/** A new bcrypt hash (`$2b$`) of a password at a cost (log2 of the rounds). */
+export type BcryptHash = (password: string, cost: number) => Promise<string>;
 
 export interface BcryptImplementation {
   compare: BcryptCompare;
+  hash: BcryptHash;
   /** "native" (the bcrypt addon, off the main thread) or "bcryptjs" (pure JavaScript). */
   kind: "native" | "bcryptjs";
   /** Why the native addon could not be used, when it could not. */
   fallbackReason?: string;
 }
 
+type Callback<T> = (error: Error | null, value: T) => void;
+
 interface NativeBinding {
-  compare(data: string, hash: string, callback: (error: Error | null, same: boolean) => void): void;
+  compare(data: string, hash: string, callback: Callback<boolean>): void;
+  gen_salt(minor: string, rounds: number, seed: Buffer, callback: Callback<string>): void;
+  encrypt(data: string, salt: string, callback: Callback<string>): void;
 }
 
-function fromBinding(binding: NativeBinding): BcryptCompare {
-  return (password, hash) =>
-    new Promise((resolve, reject) =>
-      binding.compare(password, hash, (error, same) => (error ? reject(error) : resolve(same))),
-    );
+function call<T>(start: (callback: Callback<T>) => void): Promise<T> {
+  return new Promise((resolve, reject) => start((error, value) => (error ? reject(error) : resolve(value))));
+}
+
+function fromBinding(binding: NativeBinding): Pick<BcryptImplementation, "compare" | "hash"> {
+  return {
+    compare: (password, hash) => call((done) => binding.compare(password, hash, done)),
+    hash: async (password, cost) => {
+      const salt = await call<string>((done) => binding.gen_salt("b", cost, randomBytes(16), done));
+      return call((done) => binding.encrypt(password, salt, done));
+    },
+  };
 }
 
 /** Load a .node file as a module; undefined (with the reason) when the system refuses it. */
@@ -78,12 +92,16 @@ export async function loadBcrypt(): Promise<BcryptImplementation> {
   let reason: string;
   if (isSea()) {
     const binding = nativeInExecutable();
-    if (typeof binding !== "string") return { compare: fromBinding(binding), kind: "native" };
+    if (typeof binding !== "string") return { ...fromBinding(binding), kind: "native" };
     reason = binding;
   } else {
     try {
       const bcrypt = (await import("bcrypt")).default;
-      return { compare: (password, hash) => bcrypt.compare(password, hash), kind: "native" };
+      return {
+        compare: (password, hash) => bcrypt.compare(password, hash),
+        hash: (password, cost) => bcrypt.hash(password, cost),
+        kind: "native",
+      };
     } catch (error) {
       reason = (error as Error).message;
     }
@@ -91,6 +109,7 @@ export async function loadBcrypt(): Promise<BcryptImplementation> {
   const bcryptjs = (await import("bcryptjs")).default;
   return {
     compare: (password, hash) => bcryptjs.compare(password, hash),
+    hash: (password, cost) => bcryptjs.hash(password, cost),
     kind: "bcryptjs",
     fallbackReason: reason,
   };

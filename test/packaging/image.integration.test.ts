@@ -1,9 +1,10 @@
-import { writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { buildProjectImage } from "../support/debian.js";
 import { TEST_LABEL } from "../support/docker.js";
+import { htpasswdAtPrompt } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, uniqueId, useScope } from "../support/scope.js";
 
@@ -56,20 +57,29 @@ describe("the container images built from the project's Dockerfile", () => {
     const logs = await waitForLog(name, "rest-server listening on");
     expect(logs).toContain("No user exists, please 'docker exec -it $CONTAINER_ID create_user'");
     // A new volume belongs to the image's user stowage: the server does not run as root.
-    const status = (await docker(["exec", name, "cat", "/proc/1/status"])).stdout;
-    expect(status).toMatch(/^Uid:\s+10001\s/m);
+    const pid = (await docker(["inspect", "-f", "{{.State.Pid}}", name])).stdout.trim();
+    expect(await readFile(`/proc/${pid}/status`, "utf8")).toMatch(/^Uid:\s+10001\s/m);
+    // Nothing in the image but the executable, its libraries and bcrypt: no shell, no htpasswd.
+    expect((await docker(["exec", name, "/bin/sh", "-c", "true"], [126, 127])).status).not.toBe(0);
 
     await docker(["exec", name, "create_user", "alice", "alice-pw"]);
-    expect((await docker(["exec", name, "cat", "/data/.htpasswd"])).stdout).toMatch(/^alice:\$2y\$05\$/);
     // Password hashes are not world-readable (upstream's #318), and the server's user owns them.
-    expect((await docker(["exec", name, "stat", "-c", "%a %u", "/data/.htpasswd"])).stdout.trim()).toBe(
-      "600 10001",
-    );
-    // The line is one Apache's own htpasswd verifies.
-    const copy = path.join(await scope.tempDir("stowage-image-htpasswd-"), "htpasswd");
-    await writeFile(copy, (await docker(["exec", name, "cat", "/data/.htpasswd"])).stdout);
+    const listing = await run("bash", [
+      "-c",
+      `docker cp ${name}:/data/.htpasswd - | tar -tv --numeric-owner -f -`,
+    ]);
+    expect(listing.stdout).toMatch(/^-rw------- 10001\/10001 /);
+    const scratch = await scope.tempDir("stowage-image-htpasswd-");
+    const copy = path.join(scratch, "htpasswd");
+    await run("bash", ["-c", `docker cp ${name}:/data/.htpasswd - | tar -xO -f - > ${copy}`]);
+    expect(await readFile(copy, "utf8")).toMatch(/^alice:\$2y\$05\$/);
+    // The line is one Apache's own htpasswd verifies, as well as our server (below).
     await run("htpasswd", ["-v", "-b", copy, "alice", "alice-pw"]);
     expect((await run("htpasswd", ["-v", "-b", copy, "alice", "wrong"], { okStatuses: [3] })).status).toBe(3);
+    // As upstream's README has it: `docker exec -it CONTAINER create_user NAME`, asked twice at a terminal.
+    await htpasswdAtPrompt(`docker exec -it ${name} create_user bob`, "bob-pw", scratch);
+    await run("bash", ["-c", `docker cp ${name}:/data/.htpasswd - | tar -xO -f - > ${copy}`]);
+    await run("htpasswd", ["-v", "-b", copy, "bob", "bob-pw"]);
     const source = await scope.tempDir("stowage-image-src-");
     await writeFile(path.join(source, "file"), "through the image\n");
     const restic = await resticClient(scope, `rest:http://alice:alice-pw@127.0.0.1:${port}/alice/`);
