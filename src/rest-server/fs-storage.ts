@@ -8,7 +8,7 @@ import { isErrno } from "../system/errors.js";
 import { writeBody } from "./body-writer.js";
 import { HttpError, storageError } from "./http-error.js";
 import { parseRange } from "./range.js";
-import { BLOB_TYPES, type BlobType, isBlobId, MAX_REPO_DEPTH, type ObjectType } from "./repo-path.js";
+import { BLOB_TYPES, type BlobType, isBlobId, type ObjectType, repoOfStoredPath } from "./repo-path.js";
 import { sendFileRange } from "./send-file.js";
 import type {
   ListEntry,
@@ -23,7 +23,6 @@ import type {
 const TEMP_PREFIX = ".tmp-";
 /** Entries stat'ed synchronously in one go before the event loop gets a turn (about 1 ms). */
 const STAT_BATCH = 512;
-const TYPE_DIRS: ReadonlySet<string> = new Set(["config", ...BLOB_TYPES]);
 
 export interface FsStorageOptions {
   /** 0770/0660 instead of 0700/0600, for a group that shares the repositories. */
@@ -247,7 +246,7 @@ export class FsStorage implements Storage {
         if (entry.isDirectory()) yield* walk(full, [...segments, entry.name]);
         else if (entry.isFile() && isTempName(entry.name)) await unlink(full).catch(() => {});
         else if (entry.isFile()) {
-          const repo = repoOf([...segments, entry.name]);
+          const repo = repoOfStoredPath([...segments, entry.name]);
           const info = repo === undefined ? undefined : await lstat(full).catch(() => undefined);
           if (repo !== undefined && info) found.push({ repo, size: info.size });
         }
@@ -267,13 +266,6 @@ export class FsStorage implements Storage {
     }
     return newest;
   }
-}
-
-/** The repository a stored file belongs to, from its path segments under the root. */
-function repoOf(segments: readonly string[]): string | undefined {
-  const typeIndex = segments.findIndex((segment) => TYPE_DIRS.has(segment));
-  if (typeIndex < 0 || typeIndex > MAX_REPO_DEPTH) return undefined;
-  return segments.slice(0, typeIndex).join("/");
 }
 
 /** Sizes of blob files in one directory, stat'ed synchronously; vanished ones left out. */

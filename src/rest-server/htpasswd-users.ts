@@ -15,9 +15,7 @@ function checkName(name: string): void {
 
 async function linesOf(file: string): Promise<Buffer[] | undefined> {
   try {
-    const content = await readFile(file);
-    const lines = content.length === 0 ? [] : splitLines(content);
-    return lines;
+    return splitLines(await readFile(file));
   } catch (error) {
     if (isErrno(error, "ENOENT")) return undefined;
     throw error;

@@ -22,6 +22,17 @@ export type Target =
 
 export type PathResult = { ok: true; target: Target } | { ok: false; status: 400 | 404; message: string };
 
+/**
+ * The repository (`""`, `alice`, `alice/laptop`) a stored object belongs to, from the segments of
+ * its path below the storage's root (file name included); undefined when it is in no type folder
+ * at a depth a repository can have.
+ */
+export function repoOfStoredPath(segments: readonly string[]): string | undefined {
+  const typeIndex = segments.findIndex((segment) => TYPE_NAMES.has(segment));
+  if (typeIndex < 0 || typeIndex > MAX_REPO_DEPTH) return undefined;
+  return segments.slice(0, typeIndex).join("/");
+}
+
 /** 64 lower-case hex digits. A loop, not a regular expression: listings test every name they find. */
 export function isBlobId(name: string): boolean {
   if (name.length !== 64) return false;

@@ -20,7 +20,7 @@ import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { HttpError } from "./http-error.js";
 import { parseRange, type RangeResult } from "./range.js";
-import { BLOB_TYPES, type BlobType, isBlobId, MAX_REPO_DEPTH } from "./repo-path.js";
+import { type BlobType, isBlobId, repoOfStoredPath } from "./repo-path.js";
 import type {
   ListEntry,
   ObjectRef,
@@ -38,7 +38,6 @@ const MAX_PUT_BYTES = 5 * 1024 ** 3;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 /** An object that marks a repository made through us (a hidden name no repository path can have). */
 const REPO_MARKER = ".rest-server-repository";
-const TYPE_DIRS: ReadonlySet<string> = new Set(["config", ...BLOB_TYPES]);
 const EMPTY_SHA256 = createHash("sha256").digest("hex");
 
 export interface S3Location {
@@ -97,14 +96,6 @@ function contentRange(text: string | undefined): { start: number; end: number; s
   return { start: Number(match[1]), end: Number(match[2]), size: Number(match[3]) };
 }
 
-/** The repository an object key belongs to (relative to the prefix), as for the directory storage. */
-function repoOfKey(relative: string): string | undefined {
-  const segments = relative.split("/");
-  const typeIndex = segments.findIndex((segment) => TYPE_DIRS.has(segment));
-  if (typeIndex < 0 || typeIndex > MAX_REPO_DEPTH) return undefined;
-  return segments.slice(0, typeIndex).join("/");
-}
-
 /**
  * Repositories in an S3 bucket, in the layout of restic's own s3 backend (`<prefix>/<repo>/config`,
  * `data/<2 hex>/<id>`, `keys/<id>`, ...), so restic can read them with `-r s3:` directly and the
@@ -151,16 +142,17 @@ export class S3Storage implements Storage {
     return `s3://${this.where.bucket}${this.where.prefix ? `/${this.where.prefix}` : ""}`;
   }
 
-  private base(repo: readonly string[]): string {
-    return [this.where.prefix, ...repo].filter((part) => part !== "").join("/");
+  /** The key of `parts` in a repository (the repository's own base key without parts). */
+  private keyOf(repo: readonly string[], ...parts: string[]): string {
+    return [this.where.prefix, ...repo, ...parts].filter((part) => part !== "").join("/");
   }
 
   private key(ref: ObjectRef): string {
-    const base = this.base(ref.repo);
-    const join = (...parts: string[]) => [base, ...parts].filter((part) => part !== "").join("/");
-    if (ref.type === "config") return join("config");
+    if (ref.type === "config") return this.keyOf(ref.repo, "config");
     const name = ref.name as string;
-    return ref.type === "data" ? join("data", name.slice(0, 2), name) : join(ref.type, name);
+    return ref.type === "data"
+      ? this.keyOf(ref.repo, "data", name.slice(0, 2), name)
+      : this.keyOf(ref.repo, ref.type, name);
   }
 
   /** An S3 failure that is not the request's fault: the storage is unavailable (503, restic retries). */
@@ -206,23 +198,19 @@ export class S3Storage implements Storage {
     }
   }
 
-  private async exists(key: string): Promise<boolean> {
+  /** An object's size, or undefined when there is none under the key. */
+  private async headSize(Key: string): Promise<number | undefined> {
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key: key }));
-      return true;
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key }));
+      return head.ContentLength ?? 0;
     } catch (error) {
-      if (isNotFound(error)) return false;
-      throw this.unavailable(error, `HEAD ${key}`);
+      if (isNotFound(error)) return undefined;
+      throw this.unavailable(error, `HEAD ${Key}`);
     }
   }
 
-  private markerKey(repo: readonly string[]): string {
-    const base = this.base(repo);
-    return base ? `${base}/${REPO_MARKER}` : REPO_MARKER;
-  }
-
   async createRepo(repo: readonly string[]): Promise<void> {
-    const key = this.markerKey(repo);
+    const key = this.keyOf(repo, REPO_MARKER);
     await this.call(`PUT ${key}`, () =>
       this.client.send(
         signedPut(
@@ -231,28 +219,22 @@ export class S3Storage implements Storage {
         ),
       ),
     );
-    this.knownRepos.add(this.base(repo));
+    this.knownRepos.add(this.keyOf(repo));
   }
 
   /** Made through us (the marker), or by restic's s3 backend (its config): remembered once seen. */
   async repoExists(repo: readonly string[]): Promise<boolean> {
-    const base = this.base(repo);
+    const base = this.keyOf(repo);
     if (this.knownRepos.has(base)) return true;
     const found =
-      (await this.exists(this.markerKey(repo))) || (await this.exists(this.key({ repo, type: "config" })));
+      (await this.headSize(this.keyOf(repo, REPO_MARKER))) !== undefined ||
+      (await this.size({ repo, type: "config" })) !== undefined;
     if (found) this.knownRepos.add(base);
     return found;
   }
 
-  async size(ref: ObjectRef): Promise<number | undefined> {
-    const Key = this.key(ref);
-    try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key }));
-      return head.ContentLength ?? 0;
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw this.unavailable(error, `HEAD ${Key}`);
-    }
+  size(ref: ObjectRef): Promise<number | undefined> {
+    return this.headSize(this.key(ref));
   }
 
   /** Every key under a prefix with its size and time, page by page (1,000 a page). */
@@ -277,8 +259,7 @@ export class S3Storage implements Storage {
 
   async list(repo: readonly string[], type: BlobType): Promise<AsyncIterable<ListEntry[]> | undefined> {
     if (!(await this.repoExists(repo))) return undefined;
-    const base = this.base(repo);
-    const prefix = `${base ? `${base}/` : ""}${type}/`;
+    const prefix = `${this.keyOf(repo, type)}/`;
     const pages = this.listPages(prefix);
     return (async function* () {
       for await (const page of pages) {
@@ -359,14 +340,14 @@ export class S3Storage implements Storage {
       signedWith === undefined && expect.size <= MAX_CONFIG_BYTES
         ? await readAll(body, expect.size)
         : undefined;
-    const counted = content === undefined ? new CountingStream(expect.sha256 !== undefined) : undefined;
+    const hashed = content === undefined ? new HashingStream(expect.sha256 !== undefined) : undefined;
     const abort = new AbortController();
     // The client went away before sending it all: the PUT is cut, so nothing is stored.
     const cut = () => {
       if (!body.readableEnded) abort.abort();
     };
     body.once("close", cut);
-    if (counted) body.pipe(counted);
+    if (hashed) body.pipe(hashed);
     const payloadHash =
       content !== undefined
         ? createHash("sha256").update(content).digest("hex")
@@ -375,7 +356,7 @@ export class S3Storage implements Storage {
       new PutObjectCommand({
         Bucket: this.where.bucket,
         Key,
-        Body: content ?? counted,
+        Body: content ?? hashed,
         ContentLength: expect.size,
         IfNoneMatch: "*",
         ContentType: "application/octet-stream",
@@ -391,7 +372,7 @@ export class S3Storage implements Storage {
       if (statusOf(error) === 412 || name === "PreconditionFailed") {
         if (!expect.mayExist) throw new HttpError(403, "object already exists");
         // The stored one is valid (it was checked when it was made); this body must be the same.
-        if (counted && expect.sha256 !== undefined && (await counted.finish()) !== expect.sha256)
+        if (hashed && expect.sha256 !== undefined && (await hashed.finish()) !== expect.sha256)
           throw new HttpError(400, "content does not match its SHA-256 name");
         return "already-present";
       }
@@ -411,16 +392,17 @@ export class S3Storage implements Storage {
     await this.call(`DELETE ${Key}`, () =>
       this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key })),
     );
-    if (ref.type === "config") this.knownRepos.delete(this.base(ref.repo));
+    if (ref.type === "config") this.knownRepos.delete(this.keyOf(ref.repo));
     return size;
   }
 
   async *scan(): AsyncIterable<StoredBytes[]> {
-    const root = this.where.prefix ? `${this.where.prefix}/` : "";
-    for await (const page of this.listPages(root)) {
+    const root = this.keyOf([]);
+    const under = root ? `${root}/` : "";
+    for await (const page of this.listPages(under)) {
       const found: StoredBytes[] = [];
       for (const object of page) {
-        const repo = repoOfKey((object.Key ?? "").slice(root.length));
+        const repo = repoOfStoredPath((object.Key ?? "").slice(under.length).split("/"));
         if (repo !== undefined) found.push({ repo, size: object.Size ?? 0 });
       }
       yield found;
@@ -428,9 +410,8 @@ export class S3Storage implements Storage {
   }
 
   async newestSnapshot(repo: string): Promise<number | undefined> {
-    const base = [this.where.prefix, repo].filter((part) => part !== "").join("/");
     let newest: number | undefined;
-    for await (const page of this.listPages(`${base ? `${base}/` : ""}snapshots/`))
+    for await (const page of this.listPages(`${this.keyOf(repo.split("/"), "snapshots")}/`))
       for (const object of page) {
         const time = object.LastModified?.getTime();
         if (time !== undefined && (newest === undefined || time > newest)) newest = time;
@@ -465,7 +446,7 @@ async function readAll(body: Readable, size: number): Promise<Buffer> {
 }
 
 /** The upload on its way to S3, hashed as it passes (to check a re-upload answered 412). */
-class CountingStream extends Transform {
+class HashingStream extends Transform {
   private readonly hash: Hash | undefined;
 
   constructor(withHash: boolean) {
