@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { describeTree, fidelityTree, sameTree } from "../snapshotter/harness.js";
 import { ROOT } from "../support/debian.js";
+import { gnuTarExtractAll } from "../support/gnu-tar.js";
 import { requireHost } from "../support/host.js";
 import { htpasswdFile } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
@@ -100,21 +101,11 @@ describe("the arm64 executable under qemu-user", () => {
     await emulated("snapshotter", ["init", archive]);
     await emulated("snapshotter", ["backup", "--config", config, "--archive", archive]);
     const extracted = path.join(work, "gnu-tar");
-    await mkdir(extracted);
-    await run("tar", [
-      "--xattrs",
-      "--xattrs-include=*",
-      "--acls",
-      "--numeric-owner",
-      "-xpf",
-      archive,
-      "-C",
-      extracted,
-    ]);
+    await gnuTarExtractAll(archive, extracted);
     const members = (await run("tar", ["-tf", archive])).stdout.trim().split("\n");
     const top = members.find((member) => /^volumes\/pi\/[0-9a-f]{64}\/$/.test(member));
     expect(top, members.join("\n")).toBeDefined();
-    expect(sameTree(await describeTree(path.resolve(extracted, top as string)), before)).toEqual(before);
+    expect(sameTree(await describeTree(path.join(extracted, top as string)), before)).toEqual(before);
     await writeFile(path.join(volume, "nested", "deeper", "data.bin"), "changed after the backup\n");
     await writeFile(path.join(volume, "not-in-backup"), "removed by restore\n");
     await emulated("snapshotter", ["restore", "--config", config, "--archive", archive]);

@@ -68,7 +68,9 @@ export async function fidelityTree(dir: string): Promise<void> {
  * One line per entry with everything restore must bring back; hard links share a group label. The
  * mtime is the last field, in nanoseconds.
  */
-export async function describeTree(dir: string): Promise<string[]> {
+export async function describeTree(given: string): Promise<string[]> {
+  // getfattr names entries as given; a trailing slash would make them miss the joined paths below.
+  const dir = path.resolve(given);
   const lines: string[] = [];
   const inodes = new Map<bigint, string>();
   const xattrs = await xattrsOfTree(dir);

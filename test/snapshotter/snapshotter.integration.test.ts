@@ -5,6 +5,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { ensureTestImage, TEST_LABEL } from "../support/docker.js";
+import { gnuTarExtractAll } from "../support/gnu-tar.js";
 import { type TestScope, uniqueId, useScope } from "../support/scope.js";
 import {
   CLI,
@@ -98,17 +99,7 @@ describe("snapshotter archives (real files, GNU tar)", () => {
     expect(sameTree(await describeTree(volume), before)).toEqual(before);
     // GNU tar reads every entry too, with the same content.
     const extracted = path.join(dir, "gnu");
-    await mkdir(extracted);
-    await run("tar", [
-      "--xattrs",
-      "--xattrs-include=*",
-      "--acls",
-      "--numeric-owner",
-      "-xpf",
-      archive,
-      "-C",
-      extracted,
-    ]);
+    await gnuTarExtractAll(archive, extracted);
     const gnuVolume = path.join(extracted, "full", sha256(volume));
     expect(await describeTree(gnuVolume)).toEqual(before);
   });

@@ -23,6 +23,7 @@ import { END_OF_ARCHIVE, encodeHeader, padding } from "../../src/tar/header.js";
 import { bytesOf } from "../../src/tar/names.js";
 import { scanArchive } from "../../src/tar/reader.js";
 import { LiveChanges, walkTree } from "../../src/tar/tree.js";
+import { gnuTarExtractAll } from "../support/gnu-tar.js";
 import { useScope } from "../support/scope.js";
 import { xattrsOfTree } from "../support/xattrs.js";
 
@@ -151,17 +152,7 @@ describe("tar layer against GNU tar", () => {
     expect(listed[0]).toBe("vol/");
 
     const target = path.join(dir, "target");
-    await mkdir(target);
-    await run("tar", [
-      "--xattrs",
-      "--xattrs-include=*",
-      "--acls",
-      "--numeric-owner",
-      "-xpf",
-      archive,
-      "-C",
-      target,
-    ]);
+    await gnuTarExtractAll(archive, target);
     const restored = path.join(target, "vol");
     const before = await describeTree(source, names);
     const after = await describeTree(restored, names);
