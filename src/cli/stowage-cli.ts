@@ -1,6 +1,6 @@
 import { UsageError } from "../system/errors.js";
 import { newProgram } from "./program.js";
-import { findTool, TOOLS } from "./tools.js";
+import { findTool, programsOf, TOOLS } from "./tools.js";
 
 function usage(): string {
   const width = Math.max(...TOOLS.map((tool) => tool.name.length));
@@ -14,6 +14,17 @@ export async function main(argv: string[]): Promise<number> {
   // For packaging (Makefile, Dockerfile): one command name per line, nothing else.
   if (first === "--list-commands") {
     process.stdout.write(`${TOOLS.map((tool) => tool.name).join("\n")}\n`);
+    return 0;
+  }
+  // For the Dockerfile: the programs the image of a command (or of stowage, all) must carry.
+  if (first === "--list-programs") {
+    const command = rest[0] ?? "stowage";
+    const programs = programsOf(command);
+    if (!programs || rest.length > 1)
+      throw new UsageError(
+        `--list-programs takes one command (one of: stowage, ${TOOLS.map((t) => t.name).join(", ")})`,
+      );
+    process.stdout.write(programs.map((program) => `${program}\n`).join(""));
     return 0;
   }
   const tool = first === undefined ? undefined : findTool(first);
