@@ -7,8 +7,8 @@ import { isMountPoint } from "../system/mountinfo.js";
 import { TimeSlice } from "../system/signals.js";
 import { appendToArchive } from "../tar/append.js";
 import { TreeArchiver } from "../tar/archive-tree.js";
-import { ArchiveWriter } from "../tar/archive-writer.js";
-import { END_OF_ARCHIVE, type TarEntry } from "../tar/header.js";
+import { type ArchiveWriter, writeArchive } from "../tar/archive-writer.js";
+import type { TarEntry } from "../tar/header.js";
 import { type ByteString, bytesOf } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
 import { type ArchiveItem, LiveChanges, walkTree } from "../tar/tree.js";
@@ -163,11 +163,10 @@ async function write(
   }
   const ranges = keptRanges(scan.members, existing);
   const rewrite = async (fd: number) => {
-    const writer = new ArchiveWriter(fd, 0, writerOptions);
-    await copyRanges(writer, options.archive, ranges);
-    await addCopy(writer);
-    writer.write(END_OF_ARCHIVE);
-    writer.finish();
+    await writeArchive(fd, 0, writerOptions, async (writer) => {
+      await copyRanges(writer, options.archive, ranges);
+      await addCopy(writer);
+    });
   };
   try {
     await writeFileAtomic(options.archive, rewrite, {

@@ -3,7 +3,7 @@ import { ConfigError } from "../system/errors.js";
 import { type HeldLock, withLock } from "../system/lock.js";
 import { isMountPoint } from "../system/mountinfo.js";
 import { TimeSlice } from "../system/signals.js";
-import { ArchiveWriter } from "../tar/archive-writer.js";
+import { writeArchive } from "../tar/archive-writer.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { openArchive } from "./archive-file.js";
 import { copyRanges, keptRanges } from "./ranges.js";
@@ -34,10 +34,9 @@ async function rewrite(
   if (drop.size === 0 && scan.fileSize === scan.end + END_OF_ARCHIVE.length)
     return { droppedEntries: 0, droppedCopies: 0 };
   const rewrite = async (fd: number) => {
-    const writer = new ArchiveWriter(fd, 0, { slice: new TimeSlice() });
-    await copyRanges(writer, archive, keptRanges(scan.members, drop));
-    writer.write(END_OF_ARCHIVE);
-    writer.finish();
+    await writeArchive(fd, 0, { slice: new TimeSlice() }, (writer) =>
+      copyRanges(writer, archive, keptRanges(scan.members, drop)),
+    );
   };
   await writeFileAtomic(archive, rewrite, { keepOwnership: true, beforeCommit: () => lock.check() });
   return { droppedEntries: drop.size, droppedCopies: superseded.length };

@@ -1,5 +1,5 @@
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync, writeSync } from "node:fs";
-import { ArchiveWriter, type WriterOptions } from "./archive-writer.js";
+import { type ArchiveWriter, type WriterOptions, writeArchive } from "./archive-writer.js";
 import { BLOCK, END_OF_ARCHIVE } from "./header.js";
 
 /**
@@ -47,11 +47,8 @@ export async function appendToArchive(
       // A bare or short marker (e.g. an empty file): complete it first, so the old state stays readable.
       writeSync(fd, END_OF_ARCHIVE, 0, END_OF_ARCHIVE.length, end);
     }
-    const writer = new ArchiveWriter(fd, end + END_OF_ARCHIVE.length, options);
     try {
-      await writeMembers(writer);
-      writer.write(END_OF_ARCHIVE);
-      const tail = writer.finish();
+      const tail = await writeArchive(fd, end + END_OF_ARCHIVE.length, options, writeMembers);
       ftruncateSync(fd, tail);
       fsyncSync(fd);
       options.beforeCommit?.();

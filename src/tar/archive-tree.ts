@@ -12,6 +12,8 @@ function milliseconds(ns: bigint): number {
   return seconds * 1e3 + nanoseconds / 1e6;
 }
 
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Measured on 100,000 small files: peak RSS 185 -> 130 MiB, and no slower. */
 const FILES_PER_SCAVENGE = 1000;
 
@@ -54,6 +56,7 @@ export class TreeArchiver {
     const slice = this.writer.slice;
     for (const item of items) {
       if (slice?.due()) await slice.pause();
+      else if (this.writer.wantsTurn()) await turn();
       this.gc.note(1);
       if (item.entry.type === "file" && item.source !== undefined && item.content === undefined) {
         // Synchronous for a file that fits the buffer's slice; a promise only for big ones.

@@ -1,12 +1,35 @@
-import { readSync, writeSync } from "node:fs";
+import { readSync, write, writeSync } from "node:fs";
 import type { TimeSlice } from "../system/signals.js";
-import { BLOCK, prepareHeader, type TarEntry, writeHeader } from "./header.js";
+import { BLOCK, END_OF_ARCHIVE, prepareHeader, type TarEntry, writeHeader } from "./header.js";
 
 const BUFFER = 4 * 1024 * 1024;
+/** Past this much of a buffer filled, the archiver lets a pending write's completion in. */
+const TURN_AT = (BUFFER * 3) / 4;
 
 function writeFully(fd: number, buffer: Buffer, length: number, position: number): void {
   let done = 0;
   while (done < length) done += writeSync(fd, buffer, done, length - done, position + done);
+}
+
+/** The same by libuv's thread pool; the promise settles when every byte is written. */
+function writeFullyBehind(fd: number, buffer: Buffer, length: number, position: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const from = (done: number) =>
+      write(fd, buffer, done, length - done, position + done, (error, written) => {
+        if (error) reject(error);
+        else if (done + written < length) from(done + written);
+        else resolve();
+      });
+    from(0);
+  });
+}
+
+/** A buffer being written by the thread pool. */
+interface InFlight {
+  buffer: Buffer;
+  done: Promise<void>;
+  settled: boolean;
+  error?: Error;
 }
 
 export interface WriterOptions {
@@ -17,13 +40,19 @@ export interface WriterOptions {
 }
 
 /**
- * Writes archive members to a file descriptor at a position through one 4 MiB buffer: headers are
- * encoded straight into it, file content is read straight into it (no copy per chunk, no
- * allocation per file), and whole buffers go out in one pwrite. Memory stays the same whatever
- * the file or archive size.
+ * Writes archive members to a file descriptor at a position through two 4 MiB buffers: headers are
+ * encoded straight into one, file content is read straight into it (no copy per chunk, no
+ * allocation per file), and a full buffer goes out in one pwrite by libuv's thread pool while the
+ * other fills, so reading the tree and writing the archive overlap (its completion comes in at the
+ * next turn of the event loop: `wantsTurn`). A buffer full while the other is still in flight is
+ * written here and now instead. Memory stays the same whatever the file or archive size. `close()`
+ * must always run: it waits for the write in flight.
  */
 export class ArchiveWriter {
-  private readonly buffer = Buffer.allocUnsafe(BUFFER);
+  private buffer: Buffer = Buffer.allocUnsafe(BUFFER);
+  private spare: Buffer | undefined = Buffer.allocUnsafe(BUFFER);
+  private nextTurnAt = TURN_AT;
+  private inFlight: InFlight | undefined;
   private used = 0;
   private readonly onBytes: (bytes: number) => void;
   readonly slice: TimeSlice | undefined;
@@ -37,12 +66,50 @@ export class ArchiveWriter {
     this.slice = options.slice;
   }
 
+  /**
+   * True when a turn of the event loop now would let the buffer in flight come back before this
+   * one is full: from three quarters full on, every sixteenth of a buffer (so at most four times).
+   */
+  wantsTurn(): boolean {
+    if (this.inFlight === undefined || this.inFlight.settled || this.used < this.nextTurnAt) return false;
+    this.nextTurnAt = this.used + BUFFER / 16;
+    return true;
+  }
+
+  /** The buffer in flight back, once written (its error thrown). */
+  private landed(): void {
+    const flight = this.inFlight;
+    if (!flight?.settled) return;
+    this.inFlight = undefined;
+    if (flight.error) throw flight.error;
+    this.spare = flight.buffer;
+  }
+
   private flush(): void {
     if (this.used === 0) return;
-    writeFully(this.fd, this.buffer, this.used, this.position);
+    this.landed();
+    const spare = this.spare;
+    if (spare) {
+      const flight: InFlight = { buffer: this.buffer, settled: false, done: Promise.resolve() };
+      flight.done = writeFullyBehind(this.fd, this.buffer, this.used, this.position).then(
+        () => {
+          flight.settled = true;
+        },
+        (error: Error) => {
+          flight.settled = true;
+          flight.error = error;
+        },
+      );
+      this.inFlight = flight;
+      this.buffer = spare;
+      this.spare = undefined;
+    } else {
+      writeFully(this.fd, this.buffer, this.used, this.position);
+    }
     this.position += this.used;
     this.onBytes(this.used);
     this.used = 0;
+    this.nextTurnAt = TURN_AT;
   }
 
   write(bytes: Buffer): void {
@@ -137,9 +204,41 @@ export class ArchiveWriter {
     }
   }
 
-  /** Flush what is buffered; returns the position after the last byte written. */
-  finish(): number {
-    this.flush();
+  /** Write what is buffered and wait for every write; returns the position after the last byte. */
+  async finish(): Promise<number> {
+    await this.inFlight?.done;
+    this.landed();
+    if (this.used > 0) {
+      writeFully(this.fd, this.buffer, this.used, this.position);
+      this.position += this.used;
+      this.onBytes(this.used);
+      this.used = 0;
+    }
     return this.position;
+  }
+
+  /** Wait for the write in flight, if any (always, also when the work failed; its error is finish's). */
+  async close(): Promise<void> {
+    await this.inFlight?.done;
+  }
+}
+
+/**
+ * Members written by `work` from `position` on, then the end-of-archive marker; every write done
+ * when it returns the position after the marker. The writing thread ends however `work` ends.
+ */
+export async function writeArchive(
+  fd: number,
+  position: number,
+  options: WriterOptions,
+  work: (writer: ArchiveWriter) => Promise<void>,
+): Promise<number> {
+  const writer = new ArchiveWriter(fd, position, options);
+  try {
+    await work(writer);
+    writer.write(END_OF_ARCHIVE);
+    return await writer.finish();
+  } finally {
+    await writer.close();
   }
 }

@@ -2,8 +2,8 @@ import path from "node:path";
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { TimeSlice } from "../system/signals.js";
 import { TreeArchiver } from "../tar/archive-tree.js";
-import { ArchiveWriter } from "../tar/archive-writer.js";
-import { END_OF_ARCHIVE, type TarEntry } from "../tar/header.js";
+import { writeArchive } from "../tar/archive-writer.js";
+import type { TarEntry } from "../tar/header.js";
 import { type ByteString, bytesOf } from "../tar/names.js";
 import { type ArchiveItem, LiveChanges, type TreeItem, walkTree } from "../tar/tree.js";
 import { checkName } from "./names.js";
@@ -45,18 +45,17 @@ export async function commitWafer(
   if (!store.exists(name)) throw new WaferError(`wafer '${name}' not found in ${store.root}`);
   const changes = new LiveChanges(warn);
   const write = async (fd: number) => {
-    const writer = new ArchiveWriter(fd, 0, { slice: new TimeSlice() });
-    const archiver = new TreeArchiver(writer, changes);
-    const walk = walkTree(bytesOf(store.data(name)), {
-      prefix: "",
-      includeRoot: false,
-      skipXattr: (key) => key.startsWith("trusted.overlay."),
-      warn,
-      changes,
+    await writeArchive(fd, 0, { slice: new TimeSlice() }, async (writer) => {
+      const archiver = new TreeArchiver(writer, changes);
+      const walk = walkTree(bytesOf(store.data(name)), {
+        prefix: "",
+        includeRoot: false,
+        skipXattr: (key) => key.startsWith("trusted.overlay."),
+        warn,
+        changes,
+      });
+      for await (const batch of walk) await archiver.add(batch.flatMap(layerItems));
     });
-    for await (const batch of walk) await archiver.add(batch.flatMap(layerItems));
-    writer.write(END_OF_ARCHIVE);
-    writer.finish();
   };
   const beforeCommit = () => {
     if (changes.count > 0)

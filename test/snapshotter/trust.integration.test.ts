@@ -426,3 +426,43 @@ describe("snapshotter --stop: signals while the archive is written (real Docker 
     expect(await readFile(archive)).toEqual(before);
   });
 });
+
+describe("snapshotter: a full disk (a real tmpfs that fills up)", () => {
+  const scope = useScope();
+
+  it("fails naming ENOSPC, exit 1, and the archive reads as before with every earlier copy", async () => {
+    const dir = await scope.tempDir("stowage-snap-full-");
+    const disk = path.join(dir, "disk");
+    await mountTmpfs(scope, disk, { mountOptions: ["size=24m"] });
+    const volume = path.join(dir, "volume");
+    await mkdir(volume);
+    await run("dd", ["if=/dev/urandom", `of=${path.join(volume, "small")}`, "bs=1k", "count=64"]);
+    const archive = path.join(disk, "backup.tar");
+    const first = await snapshotter([
+      "backup",
+      "--config",
+      await config(dir, [volume], "one"),
+      "--archive",
+      archive,
+    ]);
+    expect(first.status).toBe(0);
+    const before = (await run("tar", ["-tvf", archive])).stdout;
+    // 40 MiB of incompressible data: many buffers handed to the writing thread before the disk fills.
+    await run("dd", ["if=/dev/urandom", `of=${path.join(volume, "big")}`, "bs=1M", "count=40"]);
+    const full = await snapshotter([
+      "backup",
+      "--config",
+      await config(dir, [volume], "two"),
+      "--archive",
+      archive,
+    ]);
+    expect(full.status).toBe(1);
+    expect(full.stderr).toMatch(/ENOSPC|no space left on device/);
+    expect(full.stderr).not.toMatch(/internal error/);
+    // Nothing of the failed copy is visible, and the space it took is given back.
+    expect((await run("tar", ["-tvf", archive])).stdout).toBe(before);
+    expect((await stat(archive)).size).toBeLessThan(1024 * 1024);
+    const restored = await snapshotter(["list", "--archive", archive]);
+    expect(restored.stdout).toContain("one");
+  });
+});

@@ -18,7 +18,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { TreeArchiver } from "../../src/tar/archive-tree.js";
-import { ArchiveWriter } from "../../src/tar/archive-writer.js";
+import { writeArchive } from "../../src/tar/archive-writer.js";
 import { END_OF_ARCHIVE, encodeHeader, padding } from "../../src/tar/header.js";
 import { bytesOf } from "../../src/tar/names.js";
 import { scanArchive } from "../../src/tar/reader.js";
@@ -56,7 +56,7 @@ async function richTree(dir: string): Promise<void> {
   await utimes(path.join(dir, "plain.txt"), 1_700_000_000.123456, 1_700_000_000.123456);
 }
 
-async function writeArchive(root: string, file: string, warnings: string[]): Promise<void> {
+async function archiveTree(root: string, file: string, warnings: string[]): Promise<void> {
   const changes = new LiveChanges((w) => warnings.push(w));
   const walk = walkTree(bytesOf(root), {
     prefix: "vol",
@@ -66,10 +66,7 @@ async function writeArchive(root: string, file: string, warnings: string[]): Pro
   });
   const fd = openSync(file, "w");
   try {
-    const writer = new ArchiveWriter(fd, 0);
-    await new TreeArchiver(writer, changes).addAll(walk);
-    writer.write(END_OF_ARCHIVE);
-    writer.finish();
+    await writeArchive(fd, 0, {}, (writer) => new TreeArchiver(writer, changes).addAll(walk));
   } finally {
     closeSync(fd);
   }
@@ -131,7 +128,7 @@ describe("tar layer against GNU tar", () => {
 
     const archive = path.join(dir, "out.tar");
     const warnings: string[] = [];
-    await writeArchive(source, archive, warnings);
+    await archiveTree(source, archive, warnings);
     expect(warnings).toEqual([
       `${path.join(source, "a.sock")}: socket skipped (a socket cannot be archived)`,
     ]);
