@@ -99,12 +99,23 @@ describe("backrest-sidecar backup-once never reports success with a container le
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     let signalledAt = 0;
+    let signalling = false;
+    // Signalled once restic holds its lock (a file in locks/, then half a second): a SIGTERM while
+    // restic is still creating its lock is restic's own race, not what this test is about.
+    const signalWhenLocked = async () => {
+      for (let i = 0; i < 300 && signalledAt === 0; i++) {
+        const locks = await readdir(path.join(repoDir, "locks")).catch(() => []);
+        if (locks.length > 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      signalledAt = Date.now();
+      child.kill("SIGTERM");
+    };
     const child = startSidecar(["backup-once", ...w.only, "--stop-timeout", "1"], env, (line) => {
-      if (line.action === "backup.workload" && signalledAt === 0) {
-        setTimeout(() => {
-          signalledAt = Date.now();
-          child.kill("SIGTERM");
-        }, 1_000);
+      if (line.action === "backup.workload" && !signalling) {
+        signalling = true;
+        void signalWhenLocked();
       }
     });
     const result = await child.output;
