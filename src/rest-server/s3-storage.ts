@@ -334,6 +334,9 @@ export class S3Storage implements Storage {
   async save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome> {
     if (expect.size > MAX_PUT_BYTES) throw new HttpError(413, "object larger than 5 GiB (one S3 PUT)");
     const Key = this.key(ref);
+    // RGW checks the signed payload hash only when there is a payload: an empty body is checked here.
+    if (expect.size === 0 && expect.sha256 !== undefined && expect.sha256 !== EMPTY_SHA256)
+      throw new HttpError(400, "content does not match its SHA-256 name");
     const signedWith = ref.type === "config" ? undefined : (ref.name as string);
     // The config has no hash for a name: read whole (it is tiny) and signed with its own hash.
     const content =

@@ -1,7 +1,8 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { htpasswdFile } from "../support/htpasswd.js";
@@ -264,6 +265,15 @@ describe.each(STORAGES)(
         const keys = await listKeys(s3Client(), bucket);
         expect(keys.filter(({ key }) => !key.startsWith("repos/"))).toEqual([]);
         expect((await readdir(root)).filter((name) => name !== ".htpasswd")).toEqual([]);
+        // Every object stored under a blob's name holds exactly what that name hashes.
+        const client = s3Client();
+        for (const { key } of keys) {
+          const name = key.split("/").at(-1) ?? "";
+          if (!/^[0-9a-f]{64}$/.test(name)) continue;
+          const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+          const content = (await object.Body?.transformToByteArray()) ?? new Uint8Array();
+          expect(createHash("sha256").update(content).digest("hex"), key).toBe(name);
+        }
       }
       const errors = server
         .output()
