@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { exitCodeFor } from "../../src/system/errors.js";
 import { ExecError, run } from "../../src/system/exec.js";
+import { useScope } from "../support/scope.js";
 
 describe("run", () => {
+  const scope = useScope();
+
   it("passes arguments as an array, never through a shell", async () => {
     const result = await run("printf", ["%s|", "a b", "$(echo no)", "'q'"]);
     expect(result).toEqual({ stdout: "a b|$(echo no)|'q'|", stderr: "", status: 0 });
@@ -79,7 +82,7 @@ describe("run", () => {
 
   it("hands descriptors of ours to the child as fd 3 and on", async () => {
     const { openSync, closeSync, readFileSync } = await import("node:fs");
-    const file = `/tmp/stowage-exec-fd-${process.pid}`;
+    const file = `${await scope.tempDir("stowage-exec-fd-")}/out`;
     const fd = openSync(file, "w");
     try {
       await run("sh", ["-c", "echo through-fd-3 >&3"], { fds: [fd] });
