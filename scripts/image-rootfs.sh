@@ -21,7 +21,12 @@ for dir in bin sbin lib lib64; do
   fi
 done
 
+# The executable and its symlinks (every command's name, the entrypoint, create_user ...), the addon.
+mkdir -p "$rootfs/usr/local/bin"
+cp -a /usr/local/bin/. "$rootfs/usr/local/bin/"
+cp -a --parents /usr/local/lib/stowage "$rootfs/"
 files="/usr/local/bin/stowage /usr/local/lib/stowage/bcrypt.node"
+programs_found=""
 for program in $programs; do
   case "$program" in
     *:\*) found="$(dpkg -L "${program%:*}" | grep -E '^/(usr/)?s?bin/.' | while read -r f; do
@@ -29,11 +34,10 @@ for program in $programs; do
     *) found="$(command -v "$program")" || found="" ;;
   esac
   [ -n "$found" ] || { echo "image-rootfs: $program (for $command) is not in the base image" >&2; exit 1; }
-  files="$files $found"
+  programs_found="$programs_found $found"
 done
-for file in $files; do cp -L --parents "$file" "$rootfs/"; done
-# The executable's symlinks (every command's name, the entrypoint, create_user ...) as they are.
-cp -a /usr/local/bin/. "$rootfs/usr/local/bin/"
+for file in $programs_found; do cp -L --parents "$file" "$rootfs/"; done
+files="$files $programs_found"
 # The C.UTF-8 locale statecraft runs the backup command in (and any program may ask for).
 if [ -n "$programs" ]; then cp -a --parents /usr/lib/locale/C.utf8 "$rootfs/"; fi
 case "$command" in

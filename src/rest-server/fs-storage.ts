@@ -5,6 +5,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { fsyncDirectory } from "../system/atomic-write.js";
 import { isErrno } from "../system/errors.js";
+import { nextTurn } from "../system/signals.js";
 import { writeBody } from "./body-writer.js";
 import { HttpError, storageError } from "./http-error.js";
 import { parseRange } from "./range.js";
@@ -37,8 +38,6 @@ function isMissing(error: unknown): boolean {
 function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX);
 }
-
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Repositories on disk, in the layout of restic's local backend and rest-server. */
 export class FsStorage implements Storage {

@@ -38,6 +38,9 @@ export function throwIfInterrupted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw signal.reason;
 }
 
+/** One turn of the event loop: finished I/O, timers and signal handlers run, then the caller. */
+export const nextTurn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+
 /**
  * Lets timers and signal handlers run during long synchronous work: `due()` is cheap and true once
  * a time slice has passed; `pause()` then yields to the event loop once and throws if the work
@@ -56,7 +59,7 @@ export class TimeSlice {
   }
 
   async pause(): Promise<void> {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    await nextTurn();
     this.last = performance.now();
     throwIfInterrupted(this.signal);
   }

@@ -90,22 +90,30 @@ export class ArchiveWriter {
     this.landed();
     const spare = this.spare;
     if (spare) {
-      const flight: InFlight = { buffer: this.buffer, settled: false, done: Promise.resolve() };
-      flight.done = writeFullyBehind(this.fd, this.buffer, this.used, this.position).then(
-        () => {
-          flight.settled = true;
-        },
-        (error: Error) => {
-          flight.settled = true;
-          flight.error = error;
-        },
-      );
+      const flight: InFlight = {
+        buffer: this.buffer,
+        settled: false,
+        done: writeFullyBehind(this.fd, this.buffer, this.used, this.position).then(
+          () => {
+            flight.settled = true;
+          },
+          (error: Error) => {
+            flight.settled = true;
+            flight.error = error;
+          },
+        ),
+      };
       this.inFlight = flight;
       this.buffer = spare;
       this.spare = undefined;
     } else {
       writeFully(this.fd, this.buffer, this.used, this.position);
     }
+    this.handedOver();
+  }
+
+  /** The buffered bytes are on their way: the next ones go after them. */
+  private handedOver(): void {
     this.position += this.used;
     this.onBytes(this.used);
     this.used = 0;
@@ -210,9 +218,7 @@ export class ArchiveWriter {
     this.landed();
     if (this.used > 0) {
       writeFully(this.fd, this.buffer, this.used, this.position);
-      this.position += this.used;
-      this.onBytes(this.used);
-      this.used = 0;
+      this.handedOver();
     }
     return this.position;
   }
@@ -225,7 +231,8 @@ export class ArchiveWriter {
 
 /**
  * Members written by `work` from `position` on, then the end-of-archive marker; every write done
- * when it returns the position after the marker. The writing thread ends however `work` ends.
+ * when it returns the position after the marker. The write in flight is waited for however `work`
+ * ends (nothing lands after a caller's truncate).
  */
 export async function writeArchive(
   fd: number,

@@ -438,24 +438,13 @@ describe("snapshotter: a full disk (a real tmpfs that fills up)", () => {
     await mkdir(volume);
     await run("dd", ["if=/dev/urandom", `of=${path.join(volume, "small")}`, "bs=1k", "count=64"]);
     const archive = path.join(disk, "backup.tar");
-    const first = await snapshotter([
-      "backup",
-      "--config",
-      await config(dir, [volume], "one"),
-      "--archive",
-      archive,
-    ]);
-    expect(first.status).toBe(0);
+    const backup = async (prefix: string) =>
+      snapshotter(["backup", "--config", await config(dir, [volume], prefix), "--archive", archive]);
+    expect((await backup("one")).status).toBe(0);
     const before = (await run("tar", ["-tvf", archive])).stdout;
-    // 40 MiB of incompressible data: many buffers handed to the writing thread before the disk fills.
+    // 40 MiB of incompressible data: many buffers handed to the thread pool before the disk fills.
     await run("dd", ["if=/dev/urandom", `of=${path.join(volume, "big")}`, "bs=1M", "count=40"]);
-    const full = await snapshotter([
-      "backup",
-      "--config",
-      await config(dir, [volume], "two"),
-      "--archive",
-      archive,
-    ]);
+    const full = await backup("two");
     expect(full.status).toBe(1);
     expect(full.stderr).toMatch(/ENOSPC|no space left on device/);
     expect(full.stderr).not.toMatch(/internal error/);
