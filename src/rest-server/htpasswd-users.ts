@@ -1,4 +1,4 @@
-import { chown, readFile, stat } from "node:fs/promises";
+import { chown, open, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
@@ -40,18 +40,32 @@ function isLineOf(line: Buffer, name: string): boolean {
 }
 
 /**
- * Write the file's new lines atomically. An existing file keeps its mode and owner; a new one is
- * 0600 (it holds password hashes) and belongs to its directory's owner, who runs the server.
+ * An empty password file, unless there is one: 0600 (it holds password hashes: upstream's #318)
+ * and owned by `owner`, who runs the server. True when it was made here.
+ */
+export async function createPasswordFile(
+  file: string,
+  owner: { uid: number; gid: number },
+): Promise<boolean> {
+  try {
+    const handle = await open(file, "wx", 0o600);
+    await handle.close();
+  } catch (error) {
+    if (isErrno(error, "EEXIST")) return false;
+    throw error;
+  }
+  await chown(file, owner.uid, owner.gid);
+  return true;
+}
+
+/**
+ * Write the file's new lines atomically, keeping its mode and owner; a missing file is made first as
+ * createPasswordFile makes it, owned by its directory's owner.
  */
 async function writeLines(file: string, lines: readonly Buffer[], existed: boolean): Promise<void> {
+  if (!existed) await createPasswordFile(file, await stat(path.dirname(file)));
   const content = Buffer.concat(lines.flatMap((line) => [line, Buffer.from("\n")]));
-  if (existed) {
-    await writeFileAtomic(file, content, { keepOwnership: true });
-    return;
-  }
-  await writeFileAtomic(file, content, { mode: 0o600 });
-  const dir = await stat(path.dirname(file));
-  await chown(file, dir.uid, dir.gid);
+  await writeFileAtomic(file, content, { keepOwnership: true });
 }
 
 /** Add a user or replace its password (bcrypt, `$2y$` as Apache's htpasswd -B writes). True if new. */

@@ -1,6 +1,6 @@
-import { chown, mkdir, open, stat } from "node:fs/promises";
+import { mkdir, stat } from "node:fs/promises";
 import path from "node:path";
-import { isErrno } from "../system/errors.js";
+import { createPasswordFile } from "./htpasswd-users.js";
 
 /** restic/rest-server's image conventions, read from the container's environment. */
 export interface ImageSettings {
@@ -43,13 +43,7 @@ export async function prepareImage(settings: ImageSettings, args: readonly strin
   if (settings.noAuth) {
     auth.push("--no-auth");
   } else {
-    try {
-      const handle = await open(settings.passwordFile, "wx", 0o600);
-      await handle.close();
-      await chown(settings.passwordFile, owner.uid, owner.gid);
-    } catch (error) {
-      if (!isErrno(error, "EEXIST")) throw error;
-    }
+    await createPasswordFile(settings.passwordFile, owner);
     noUsers = (await stat(settings.passwordFile)).size === 0;
     auth.push("--htpasswd-file", settings.passwordFile);
   }
