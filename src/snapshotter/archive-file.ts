@@ -3,7 +3,7 @@ import { stat, writeFile } from "node:fs/promises";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { type ArchiveScan, type Member, scanArchive } from "../tar/reader.js";
-import { type ArchiveMap, mapArchive } from "./archive-map.js";
+import { type ArchiveMap, ArchiveMapper, type MemberData, type Span } from "./archive-map.js";
 
 const MISSING_HINT =
   "create it first with 'snapshotter init FILE' or 'dd if=/dev/zero of=FILE bs=512 count=2' (docker run -v makes a directory when the file is missing on the host)";
@@ -32,12 +32,27 @@ export async function openArchive(
     if (!options.create) throw new ConfigError(`archive ${file} does not exist`);
     await initArchive(file);
   }
-  const scan = await scanArchive(file, options.signal);
-  return { scan, map: mapArchive(scan.members) };
+  const mapper = new ArchiveMapper();
+  const scan = await scanArchive(file, {
+    onMember: (member) => mapper.add(member),
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  return { scan, map: mapper.finish() };
+}
+
+/** The members of these spans (found by openArchive), each told to `onMember` in archive order. */
+export async function readSpans(
+  file: string,
+  spans: readonly Span[],
+  onMember: (member: Member) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const span of spans)
+    await scanArchive(file, { onMember, range: [span.start, span.end], ...(signal ? { signal } : {}) });
 }
 
 /** A small member's content as text (an index file). */
-export function readMemberText(archive: string, member: Member): string {
+export function readMemberText(archive: string, member: MemberData): string {
   const fd = openSync(archive, "r");
   try {
     const data = Buffer.alloc(member.size);

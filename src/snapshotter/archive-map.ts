@@ -1,21 +1,35 @@
+import type { ByteString } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
 import { INDEX_NAME } from "./volume-index.js";
 
-/** One backup of one prefix: its volume members and, last, its index. */
+/** Consecutive members of an archive that go together: one byte range, never split. */
+export interface Span {
+  start: number;
+  end: number;
+  entries: number;
+}
+
+/** Where a small member's data is (an index file). */
+export type MemberData = Pick<Member, "dataOffset" | "size">;
+
+/** One backup of one prefix: the spans of its volume members and, last, its index. */
 export interface Copy {
-  prefix: string;
-  index: Member;
-  members: Member[];
+  prefix: ByteString;
+  index: MemberData;
+  indexSpan: Span;
+  spans: Span[];
   /** A later complete copy of the same prefix exists: restore ignores this one. */
   superseded: boolean;
 }
 
 export interface ArchiveMap {
+  /** Every member of the archive, in archive order. */
+  spans: Span[];
   copies: Copy[];
-  /** Members of a prefix after its last index: an interrupted backup, ignored. */
-  incomplete: Member[];
+  /** Members of a prefix after its last index (an interrupted backup, ignored), per prefix. */
+  incomplete: Map<ByteString, Span[]>;
   /** Members that belong to no prefix (other content of the archive): always kept. */
-  foreign: Member[];
+  foreign: Span[];
 }
 
 /** An archive name without "./" in front or "/" behind. */
@@ -25,53 +39,110 @@ export function cleanName(name: string): string {
 
 const VOLUME = /^[0-9a-f]{64}(\/|$)/;
 
-/**
- * Group an archive's members into copies per prefix: `<prefix>/<sha256>/...` members up to the
- * next `<prefix>/volumes-data.yml` form one copy (the original writes the index last, and so do we).
- */
-export function mapArchive(members: readonly Member[]): ArchiveMap {
-  const prefixes = new Set<string>();
-  for (const member of members) {
-    const name = cleanName(member.name);
-    if (name.endsWith(`/${INDEX_NAME}`) && member.type === "file")
-      prefixes.add(name.slice(0, -INDEX_NAME.length - 1));
-  }
-  const byLength = [...prefixes].sort((a, b) => b.length - a.length);
-  const prefixOf = (name: string): string | undefined =>
-    byLength.find((prefix) => name.startsWith(`${prefix}/`) && VOLUME.test(name.slice(prefix.length + 1)));
+/** Every p such that `name` is `p/<volume id>` or below it. */
+function volumePrefixes(name: string): ByteString[] {
+  const found: ByteString[] = [];
+  for (let slash = name.indexOf("/"); slash > 0; slash = name.indexOf("/", slash + 1))
+    if (VOLUME.test(name.slice(slash + 1))) found.push(name.slice(0, slash));
+  return found;
+}
 
-  const open = new Map<string, Member[]>();
-  const copies: Copy[] = [];
-  const foreign: Member[] = [];
-  for (const member of members) {
+/** A run of members with the same possible prefixes, or one member that looks like an index. */
+interface Piece {
+  span: Span;
+  prefixes: ByteString[];
+  key: string;
+  index?: { prefix: ByteString; data: MemberData };
+}
+
+/**
+ * Groups an archive's members, told one at a time in archive order, into copies per prefix:
+ * `<prefix>/<sha256>/...` members up to the next `<prefix>/volumes-data.yml` form one copy (the
+ * original writes the index last, and so do we). Consecutive members that belong together are
+ * kept as one span, so memory grows with the number of copies, not with the number of files.
+ */
+export class ArchiveMapper {
+  private readonly pieces: Piece[] = [];
+
+  add(member: Member): void {
     const name = cleanName(member.name);
-    const indexPrefix = name.endsWith(`/${INDEX_NAME}`) ? name.slice(0, -INDEX_NAME.length - 1) : undefined;
-    if (indexPrefix !== undefined && prefixes.has(indexPrefix) && member.type === "file") {
-      copies.push({
-        prefix: indexPrefix,
-        index: member,
-        members: open.get(indexPrefix) ?? [],
-        superseded: false,
-      });
-      open.delete(indexPrefix);
-      continue;
+    const prefixes = volumePrefixes(name);
+    const key = prefixes.join("\0");
+    const last = this.pieces.at(-1);
+    const looksLikeIndex = member.type === "file" && name.endsWith(`/${INDEX_NAME}`);
+    if (!looksLikeIndex && last && !last.index && last.key === key && last.span.end === member.headerOffset) {
+      last.span.end = member.endOffset;
+      last.span.entries++;
+      return;
     }
-    const prefix = prefixOf(name);
-    if (prefix === undefined) {
-      foreign.push(member);
-    } else {
-      const list = open.get(prefix);
-      if (list) list.push(member);
-      else open.set(prefix, [member]);
-    }
+    const span = { start: member.headerOffset, end: member.endOffset, entries: 1 };
+    const index = looksLikeIndex
+      ? {
+          prefix: name.slice(0, -INDEX_NAME.length - 1),
+          data: { dataOffset: member.dataOffset, size: member.size },
+        }
+      : undefined;
+    this.pieces.push({ span, prefixes, key, ...(index ? { index } : {}) });
   }
-  const newest = new Map<string, Copy>();
-  for (const copy of copies) newest.set(copy.prefix, copy);
-  for (const copy of copies) copy.superseded = newest.get(copy.prefix) !== copy;
-  return { copies, incomplete: [...open.values()].flat(), foreign };
+
+  finish(): ArchiveMap {
+    // A volumes-data.yml inside a volume (`p/<id>/.../volumes-data.yml`) is that volume's file.
+    const indexLike = new Set(this.pieces.flatMap((piece) => (piece.index ? [piece.index.prefix] : [])));
+    const isIndex = (piece: Piece) => piece.index && !piece.prefixes.some((p) => indexLike.has(p));
+    const known = new Set(
+      this.pieces.flatMap((piece) => (piece.index && isIndex(piece) ? [piece.index.prefix] : [])),
+    );
+    const prefixOf = (piece: Piece): ByteString | undefined => {
+      let best: ByteString | undefined;
+      for (const prefix of piece.prefixes)
+        if (known.has(prefix) && (best === undefined || prefix.length > best.length)) best = prefix;
+      return best;
+    };
+
+    const open = new Map<ByteString, Span[]>();
+    const copies: Copy[] = [];
+    const foreign: Span[] = [];
+    for (const piece of this.pieces) {
+      if (piece.index && isIndex(piece)) {
+        const { prefix, data } = piece.index;
+        copies.push({
+          prefix,
+          index: data,
+          indexSpan: piece.span,
+          spans: open.get(prefix) ?? [],
+          superseded: false,
+        });
+        open.delete(prefix);
+        continue;
+      }
+      const prefix = prefixOf(piece);
+      if (prefix === undefined) foreign.push(piece.span);
+      else if (open.has(prefix)) open.get(prefix)?.push(piece.span);
+      else open.set(prefix, [piece.span]);
+    }
+    const newest = new Map<ByteString, Copy>();
+    for (const copy of copies) newest.set(copy.prefix, copy);
+    for (const copy of copies) copy.superseded = newest.get(copy.prefix) !== copy;
+    return { spans: this.pieces.map((piece) => piece.span), copies, incomplete: open, foreign };
+  }
 }
 
 /** The copy restore uses: the newest complete one. */
-export function currentCopy(map: ArchiveMap, prefix: string): Copy | undefined {
+export function currentCopy(map: ArchiveMap, prefix: ByteString): Copy | undefined {
   return map.copies.filter((copy) => copy.prefix === prefix).at(-1);
+}
+
+/** Every span of this prefix: its complete copies and an interrupted one's leftovers. */
+export function prefixSpans(map: ArchiveMap, prefix: ByteString): Set<Span> {
+  const spans = new Set<Span>(map.incomplete.get(prefix));
+  for (const copy of map.copies.filter((c) => c.prefix === prefix))
+    for (const span of [...copy.spans, copy.indexSpan]) spans.add(span);
+  return spans;
+}
+
+/** How many members these spans hold. */
+export function entriesIn(spans: Iterable<Span>): number {
+  let entries = 0;
+  for (const span of spans) entries += span.entries;
+  return entries;
 }

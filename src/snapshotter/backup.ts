@@ -10,10 +10,9 @@ import { TreeArchiver } from "../tar/archive-tree.js";
 import { type ArchiveWriter, writeArchive } from "../tar/archive-writer.js";
 import type { TarEntry } from "../tar/header.js";
 import { type ByteString, bytesOf } from "../tar/names.js";
-import type { Member } from "../tar/reader.js";
 import { type ArchiveItem, LiveChanges, walkTree } from "../tar/tree.js";
 import { openArchive } from "./archive-file.js";
-import { type ArchiveMap, cleanName } from "./archive-map.js";
+import { prefixSpans } from "./archive-map.js";
 import { copyRanges, keptRanges } from "./ranges.js";
 import { INDEX_NAME, renderIndex, type VolumeRecord, volumeId } from "./volume-index.js";
 
@@ -87,15 +86,6 @@ function indexItem(prefix: ByteString, records: readonly VolumeRecord[]): Archiv
   return { entry, content: index };
 }
 
-/** Every member of this prefix: its complete copies and an interrupted one's leftovers. */
-export function prefixMembers(map: ArchiveMap, prefix: ByteString): Set<Member> {
-  const drop = new Set<Member>();
-  for (const copy of map.copies.filter((c) => c.prefix === prefix))
-    for (const m of [...copy.members, copy.index]) drop.add(m);
-  for (const member of map.incomplete) if (cleanName(member.name).startsWith(`${prefix}/`)) drop.add(member);
-  return drop;
-}
-
 /**
  * Save the volumes under the prefix. A new prefix is appended (crash-safe, see appendToArchive);
  * an existing one is replaced by rewriting the archive beside itself and renaming it over (the old
@@ -125,7 +115,7 @@ async function write(
     ...(options.signal ? { signal: options.signal } : {}),
   });
   const prefix = bytesOf(options.prefix);
-  const existing = prefixMembers(map, prefix);
+  const existing = prefixSpans(map, prefix);
   const changes = new LiveChanges(options.warn);
   const paths = new Set(options.volumes.map((volume) => bytesOf(path.resolve(volume.path))));
   const addCopy = async (writer: ArchiveWriter) => {
@@ -161,7 +151,7 @@ async function write(
     await append();
     return outcome("superseded");
   }
-  const ranges = keptRanges(scan.members, existing);
+  const ranges = keptRanges(map.spans, existing);
   const rewrite = async (fd: number) => {
     await writeArchive(fd, 0, writerOptions, async (writer) => {
       await copyRanges(writer, options.archive, ranges);

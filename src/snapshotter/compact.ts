@@ -6,6 +6,7 @@ import { TimeSlice } from "../system/signals.js";
 import { writeArchive } from "../tar/archive-writer.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { openArchive } from "./archive-file.js";
+import { entriesIn } from "./archive-map.js";
 import { copyRanges, keptRanges } from "./ranges.js";
 
 /**
@@ -28,16 +29,16 @@ async function rewrite(
   lock: HeldLock,
 ): Promise<{ droppedEntries: number; droppedCopies: number }> {
   const { scan, map } = await openArchive(archive, { create: false });
-  const drop = new Set(map.incomplete);
+  const drop = new Set([...map.incomplete.values()].flat());
   const superseded = map.copies.filter((copy) => copy.superseded);
-  for (const copy of superseded) for (const member of [...copy.members, copy.index]) drop.add(member);
+  for (const copy of superseded) for (const span of [...copy.spans, copy.indexSpan]) drop.add(span);
   if (drop.size === 0 && scan.fileSize === scan.end + END_OF_ARCHIVE.length)
     return { droppedEntries: 0, droppedCopies: 0 };
   const rewrite = async (fd: number) => {
     await writeArchive(fd, 0, { slice: new TimeSlice() }, (writer) =>
-      copyRanges(writer, archive, keptRanges(scan.members, drop)),
+      copyRanges(writer, archive, keptRanges(map.spans, drop)),
     );
   };
   await writeFileAtomic(archive, rewrite, { keepOwnership: true, beforeCommit: () => lock.check() });
-  return { droppedEntries: drop.size, droppedCopies: superseded.length };
+  return { droppedEntries: entriesIn(drop), droppedCopies: superseded.length };
 }

@@ -20,6 +20,9 @@ export function prefixProblem(prefix: string): string | undefined {
   if (prefix.split("/").some((part) => part === ""))
     return "may not contain empty segments ('//' or a trailing '/')";
   if (prefix.includes("\0")) return "may not contain NUL";
+  // `<prefix>/<64 hex>/...` is how a volume's members are told from other content.
+  if (prefix.split("/").some((part) => /^[0-9a-f]{64}$/.test(part)))
+    return "may not contain a segment of 64 hex digits (volume ids take that place)";
   return undefined;
 }
 

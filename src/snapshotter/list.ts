@@ -1,6 +1,6 @@
 import { bytesOf, displayName } from "../tar/names.js";
-import { openArchive, readMemberText } from "./archive-file.js";
-import { cleanName } from "./archive-map.js";
+import { openArchive, readMemberText, readSpans } from "./archive-file.js";
+import { cleanName, entriesIn } from "./archive-map.js";
 import { humanSize } from "./human-size.js";
 import { INDEX_NAME, parseIndex } from "./volume-index.js";
 
@@ -38,24 +38,33 @@ export async function listArchive(
       volumes: [],
     };
     try {
-      for (const record of parseIndex(
+      const records = parseIndex(
         readMemberText(archive, copy.index),
         `${displayName(copy.prefix)}/${INDEX_NAME}`,
-      )) {
-        const root = `${copy.prefix}/${record.id}`;
-        const members = copy.members.filter((m) => {
-          const name = cleanName(m.name);
-          return name === root || name.startsWith(`${root}/`);
-        });
-        const bytes = members.reduce((sum, m) => sum + (m.type === "file" ? m.size : 0), 0);
-        listed.volumes.push({ ...record, entries: members.length, bytes });
-      }
+      );
+      // Counted while the copy's members stream past: nothing per member is kept.
+      const totals = new Map(records.map((record) => [record.id, { entries: 0, bytes: 0 }]));
+      await readSpans(archive, copy.spans, (member) => {
+        const id = cleanName(member.name)
+          .slice(copy.prefix.length + 1)
+          .split("/", 1)[0] as string;
+        const total = totals.get(id);
+        if (!total) return;
+        total.entries++;
+        if (member.type === "file") total.bytes += member.size;
+      });
+      for (const record of records)
+        listed.volumes.push({ ...record, ...totals.get(record.id) } as ListedVolume);
     } catch (error) {
       listed.error = (error as Error).message;
     }
     copies.push(listed);
   }
-  return { copies, incompleteEntries: map.incomplete.length, otherEntries: map.foreign.length };
+  return {
+    copies,
+    incompleteEntries: entriesIn([...map.incomplete.values()].flat()),
+    otherEntries: entriesIn(map.foreign),
+  };
 }
 
 export function formatListing(listing: Awaited<ReturnType<typeof listArchive>>): string {

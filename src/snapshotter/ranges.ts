@@ -1,16 +1,16 @@
 import { closeSync, openSync } from "node:fs";
 import type { ArchiveWriter } from "../tar/archive-writer.js";
-import type { Member } from "../tar/reader.js";
+import type { Span } from "./archive-map.js";
 import { ArchiveContentError } from "./volume-index.js";
 
-/** Byte ranges of an archive that hold the members not dropped, adjacent members merged. */
-export function keptRanges(members: readonly Member[], drop: ReadonlySet<Member>): Array<[number, number]> {
+/** Byte ranges of an archive that hold the spans not dropped, adjacent ones merged. */
+export function keptRanges(spans: readonly Span[], drop: ReadonlySet<Span>): Array<[number, number]> {
   const ranges: Array<[number, number]> = [];
-  for (const member of members) {
-    if (drop.has(member)) continue;
+  for (const span of spans) {
+    if (drop.has(span)) continue;
     const last = ranges.at(-1);
-    if (last && last[1] === member.headerOffset) last[1] = member.endOffset;
-    else ranges.push([member.headerOffset, member.endOffset]);
+    if (last && last[1] === span.start) last[1] = span.end;
+    else ranges.push([span.start, span.end]);
   }
   return ranges;
 }

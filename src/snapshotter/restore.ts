@@ -5,8 +5,8 @@ import { readMountinfo } from "../system/mountinfo.js";
 import { TimeSlice } from "../system/signals.js";
 import { type ByteString, bytesOf, displayName, fsPath } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
-import { openArchive, readMemberText } from "./archive-file.js";
-import { cleanName, currentCopy } from "./archive-map.js";
+import { openArchive, readMemberText, readSpans } from "./archive-file.js";
+import { type Copy, cleanName, currentCopy } from "./archive-map.js";
 import { checkVolumeMembers, emptyDirectory, extractDirectory, extractFile } from "./extract.js";
 import { ArchiveContentError, INDEX_NAME, parseIndex, type VolumeRecord } from "./volume-index.js";
 
@@ -32,11 +32,25 @@ export interface RestoredVolume {
   entries: number;
 }
 
-function volumeMembers(members: readonly Member[], root: ByteString): Member[] {
-  return members.filter((member) => {
-    const name = cleanName(member.name);
-    return name === root || name.startsWith(`${root}/`);
-  });
+/** The members of each of these volume roots (`<prefix>/<id>`), read from the copy's spans. */
+async function volumeMembers(
+  archive: string,
+  copy: Copy,
+  roots: readonly ByteString[],
+  signal?: AbortSignal,
+): Promise<Map<ByteString, Member[]>> {
+  const members = new Map(roots.map((root) => [root, [] as Member[]]));
+  await readSpans(
+    archive,
+    copy.spans,
+    (member) => {
+      const name = cleanName(member.name);
+      const root = name.slice(0, copy.prefix.length + 65);
+      if (name.length === root.length || name[root.length] === "/") members.get(root)?.push(member);
+    },
+    signal,
+  );
+  return members;
 }
 
 /**
@@ -70,9 +84,15 @@ export async function restore(options: RestoreOptions): Promise<RestoredVolume[]
       return record;
     });
   }
+  const byRoot = await volumeMembers(
+    options.archive,
+    copy,
+    selected.map((record) => `${prefix}/${record.id}`),
+    options.signal,
+  );
   const plan = selected.map((record) => {
     const root = `${prefix}/${record.id}`;
-    const members = volumeMembers(copy.members, root);
+    const members = byRoot.get(root) ?? [];
     if (members.length === 0)
       throw new ArchiveContentError(`volume ${record.target}: no entries under ${displayName(root)}`);
     if (record.type === "file" && (members.length !== 1 || members[0]?.type !== "file")) {

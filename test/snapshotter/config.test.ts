@@ -1,8 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { mapArchive } from "../../src/snapshotter/archive-map.js";
 import { checkConfig, prefixProblem } from "../../src/snapshotter/config.js";
 import { parseIndex, renderIndex, volumeId } from "../../src/snapshotter/volume-index.js";
-import type { Member } from "../../src/tar/reader.js";
 
 describe("snapshotter config", () => {
   it.each([
@@ -14,6 +12,8 @@ describe("snapshotter config", () => {
     ["a//b", "empty segments"],
     ["a/", "empty segments"],
     ["", "is empty"],
+    [`a/${"0".repeat(64)}`, "64 hex digits"],
+    [`a/${"0".repeat(63)}`, undefined],
   ])("prefix %j", (prefix, problem) => {
     if (problem === undefined) expect(prefixProblem(prefix)).toBeUndefined();
     else expect(prefixProblem(prefix)).toContain(problem);
@@ -48,48 +48,5 @@ describe("volumes-data.yml", () => {
       "not the SHA-256 of its path",
     );
     expect(() => parseIndex("- id: 1\n  type: pipe\n  target: /x\n", "x")).toThrow("needs id, type");
-  });
-});
-
-describe("archive map", () => {
-  const member = (name: string, type: Member["type"] = "file"): Member => ({
-    name,
-    type,
-    typeflag: "0",
-    headerOffset: 0,
-    dataOffset: 0,
-    size: 0,
-    endOffset: 0,
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    mtime: { seconds: 0, nanoseconds: 0 },
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-  });
-  const id = "a".repeat(64);
-
-  it("groups copies per prefix, marks older ones superseded, keeps foreign members and interrupted leftovers apart", () => {
-    const members = [
-      member("notes.txt"),
-      member(`p/${id}`, "dir"),
-      member(`p/${id}/f`),
-      member("p/volumes-data.yml"),
-      member(`q/sub/${id}/`, "dir"),
-      member("q/sub/volumes-data.yml"),
-      member(`p/${id}/`, "dir"),
-      member("p/volumes-data.yml"),
-      member(`p/${id}/partial`),
-    ];
-    const map = mapArchive(members);
-    expect(map.copies.map((c) => [c.prefix, c.members.length, c.superseded])).toEqual([
-      ["p", 2, true],
-      ["q/sub", 1, false],
-      ["p", 1, false],
-    ]);
-    expect(map.foreign.map((m) => m.name)).toEqual(["notes.txt"]);
-    expect(map.incomplete.map((m) => m.name)).toEqual([`p/${id}/partial`]);
   });
 });

@@ -184,6 +184,30 @@ describe("snapshotter archives (real files, GNU tar)", () => {
     expect((await tarList(archive)).filter((name) => name.endsWith("volumes-data.yml"))).toHaveLength(2);
   });
 
+  it("keeps a volume's own files named volumes-data.yml (the index's name) through replace, list, restore and compact", async () => {
+    const dir = await scope.tempDir("stowage-snap-");
+    const volume = path.join(dir, "app");
+    await mkdir(path.join(volume, "sub"), { recursive: true });
+    await writeFile(path.join(volume, "volumes-data.yml"), "the app's own file\n");
+    await writeFile(path.join(volume, "sub", "volumes-data.yml"), "deeper\n");
+    const config = path.join(dir, "c.yml");
+    await writeFile(config, `prefix: p\nvolumes: [${volume}]\n`);
+    const archive = path.join(dir, "backup.tar");
+    for (let run = 0; run < 2; run++)
+      expect((await snapshotter(["backup", "--config", config, "--archive", archive])).status).toBe(0);
+    const list = await snapshotter(["list", "--archive", archive]);
+    expect(list.stdout).toContain("4 entries");
+    expect(list.stdout).not.toContain("!");
+    await rm(volume, { recursive: true });
+    await mkdir(volume);
+    const restored = await snapshotter(["restore", "--config", config, "--archive", archive]);
+    expect(restored.status, restored.stderr).toBe(0);
+    expect(await readFile(path.join(volume, "volumes-data.yml"), "utf8")).toBe("the app's own file\n");
+    expect(await readFile(path.join(volume, "sub", "volumes-data.yml"), "utf8")).toBe("deeper\n");
+    const compact = await snapshotter(["compact", "--archive", archive]);
+    expect(compact.stdout).toContain("dropped 0 superseded copy(ies), 0 entries");
+  });
+
   it.each(["replace", "append"])(
     "kill -9 during a %s leaves the previous archive intact and restorable",
     async (kind) => {
