@@ -4,15 +4,24 @@
 // snapshotter run. Two trees (TREES=mixed,small picks): "mixed", a few large files and thousands
 // of small ones, SCALE_GIB in size (default 1); "small", SMALL_FILES files of 2 KB (default
 // 100,000) in directories of 1,000, the per-file cost (mail, thumbnails, node_modules). Run at two
-// sizes to see memory stay flat. Root, after `npm run build`.
+// sizes to see memory stay flat. Root, after `npm run build` (STOWAGE_BIN: after `npm run dist`).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { shebangFlags } from "../scripts/node-flags.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CLI = path.join(ROOT, "dist/cli/snapshotter.js");
+/**
+ * `node` with the flags of the command's #! line (scripts/node-flags.mjs), or with
+ * STOWAGE_BIN=dist/stowage-linux-x64 the self-contained executable (which has the same flags).
+ */
+const COMMAND = process.env.STOWAGE_BIN
+  ? [path.resolve(process.env.STOWAGE_BIN), "snapshotter"]
+  : [process.execPath, ...shebangFlags(CLI), CLI];
+const snapshotter = (...args) => measure(COMMAND[0], [...COMMAND.slice(1), ...args]);
 const RUNS = Number(process.env.RUNS ?? 3);
 const SCALE = Number(process.env.SCALE_GIB ?? 1);
 const SMALL_FILES = Number(process.env.SMALL_FILES ?? 100_000);
@@ -89,8 +98,8 @@ async function mixed() {
     rmSync(archive, { force: true });
     rmSync(gnuArchive, { force: true });
     await sync();
-    const b = await measure(process.execPath, [CLI, "init", archive]).then(() =>
-      measure(process.execPath, [CLI, "backup", "--config", config, "--archive", archive]),
+    const b = await snapshotter("init", archive).then(() =>
+      snapshotter("backup", "--config", config, "--archive", archive),
     );
     ours.backup.push(b.seconds);
     ours.rssBackup.push(b.peak);
@@ -105,7 +114,7 @@ async function mixed() {
     gnu.durable.push((await measure("sh", ["-c", durable, gnuArchive, work])).seconds);
     rmSync(volume, { recursive: true, force: true });
     await sync();
-    const r = await measure(process.execPath, [CLI, "restore", "--config", config, "--archive", archive]);
+    const r = await snapshotter("restore", "--config", config, "--archive", archive);
     ours.restore.push(r.seconds);
     ours.rssRestore.push(r.peak);
     rmSync(volume, { recursive: true, force: true });
@@ -137,7 +146,7 @@ async function small() {
   for (let run = 0; run < RUNS; run++) {
     rmSync(archive, { force: true });
     await sync();
-    const b = await measure(process.execPath, [CLI, "backup", "--config", config, "--archive", archive]);
+    const b = await snapshotter("backup", "--config", config, "--archive", archive);
     ours.backup.push(b.seconds);
     ours.rss.push(b.peak);
     rmSync(gnuArchive, { force: true });

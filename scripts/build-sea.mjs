@@ -26,6 +26,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
+import { shebangFlags } from "./node-flags.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const OUT = path.join(ROOT, "dist");
@@ -124,6 +125,7 @@ writeFileSync(
     output: blob,
     disableExperimentalSEAWarning: true,
     useCodeCache,
+    execArgv: shebangFlags(),
     assets: { "bcrypt.node": path.join(WORK, "bcrypt.node") },
   }),
 );
