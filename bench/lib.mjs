@@ -5,10 +5,13 @@ import { once } from "node:events";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import path from "node:path";
+import { shebangFlags } from "../scripts/node-flags.mjs";
 
 export const MiB = 1024 * 1024;
 export const NODE = path.resolve(import.meta.dirname, "../node_modules/node/bin/node");
 export const REST_SERVER = path.resolve(import.meta.dirname, "../dist/cli/rest-server.js");
+/** Our rest-server as its command runs it: node with the flags of its #! line. */
+const OURS = [...shebangFlags(REST_SERVER), REST_SERVER];
 
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
@@ -62,7 +65,7 @@ export async function startRestServer(argv, { binary, env = {} } = {}) {
         stdio: ["ignore", "ignore", "pipe"],
         env: { ...process.env, ...env },
       })
-    : spawn(NODE, [REST_SERVER, ...argv, ...listen], {
+    : spawn(NODE, [...OURS, ...argv, ...listen], {
         stdio: ["ignore", "ignore", "pipe"],
         env: { ...process.env, STOWAGE_LOG_LEVEL: "warn", ...env },
       });
