@@ -4,6 +4,7 @@ import { ConfigError, isErrno } from "../system/errors.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { type ArchiveScan, type Member, scanArchive } from "../tar/reader.js";
 import { type ArchiveMap, ArchiveMapper, type MemberData, type Span } from "./archive-map.js";
+import { ArchiveContentError } from "./volume-index.js";
 
 const MISSING_HINT =
   "create it first with 'snapshotter init FILE' or 'dd if=/dev/zero of=FILE bs=512 count=2' (docker run -v makes a directory when the file is missing on the host)";
@@ -18,47 +19,92 @@ export async function initArchive(file: string): Promise<void> {
   }
 }
 
-/** Scan an archive (every header checked) and map its prefixes. `create` makes a missing one. */
-export async function openArchive(
-  file: string,
-  options: { create: boolean; signal?: AbortSignal },
-): Promise<{ scan: ArchiveScan; map: ArchiveMap }> {
+/** An archive opened once: every later read goes through `fd`, whatever replaces the file meanwhile. */
+export interface OpenArchive {
+  file: string;
+  fd: number;
+}
+
+async function checkArchiveFile(file: string, create: boolean): Promise<void> {
   try {
     const info = await stat(file);
     if (info.isDirectory())
       throw new ConfigError(`archive ${file} is a directory, not a tar file: ${MISSING_HINT}`);
   } catch (error) {
     if (!isErrno(error, "ENOENT")) throw error;
-    if (!options.create) throw new ConfigError(`archive ${file} does not exist`);
+    if (!create) throw new ConfigError(`archive ${file} does not exist`);
     await initArchive(file);
   }
+}
+
+async function mapOpenArchive(
+  archive: OpenArchive,
+  signal?: AbortSignal,
+): Promise<{ scan: ArchiveScan; map: ArchiveMap }> {
   const mapper = new ArchiveMapper();
-  const scan = await scanArchive(file, {
+  const scan = await scanArchive(archive.file, {
+    fd: archive.fd,
     onMember: (member) => mapper.add(member),
-    ...(options.signal ? { signal: options.signal } : {}),
+    ...(signal ? { signal } : {}),
   });
   return { scan, map: mapper.finish() };
 }
 
-/** The members of these spans (found by openArchive), each told to `onMember` in archive order. */
-export async function readSpans(
+/** Scan an archive (every header checked) and map its prefixes. `create` makes a missing one. */
+export async function openArchive(
   file: string,
-  spans: readonly Span[],
-  onMember: (member: Member) => void,
-  signal?: AbortSignal,
-): Promise<void> {
-  for (const span of spans)
-    await scanArchive(file, { onMember, range: [span.start, span.end], ...(signal ? { signal } : {}) });
-}
-
-/** A small member's content as text (an index file). */
-export function readMemberText(archive: string, member: MemberData): string {
-  const fd = openSync(archive, "r");
+  options: { create: boolean; signal?: AbortSignal },
+): Promise<{ scan: ArchiveScan; map: ArchiveMap }> {
+  await checkArchiveFile(file, options.create);
+  const fd = openSync(file, "r");
   try {
-    const data = Buffer.alloc(member.size);
-    readSync(fd, data, 0, member.size, member.dataOffset);
-    return data.toString("utf8");
+    return await mapOpenArchive({ file, fd }, options.signal);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Scan and map an existing archive, then run `work` with it still open: everything `work` reads
+ * (readSpans, readMemberText, member data) comes from the file that was scanned, even when another
+ * backup or a compact renames a new archive over it meanwhile.
+ */
+export async function withArchive<T>(
+  file: string,
+  signal: AbortSignal | undefined,
+  work: (archive: OpenArchive, map: ArchiveMap) => Promise<T>,
+): Promise<T> {
+  await checkArchiveFile(file, false);
+  const archive = { file, fd: openSync(file, "r") };
+  try {
+    const { map } = await mapOpenArchive(archive, signal);
+    return await work(archive, map);
+  } finally {
+    closeSync(archive.fd);
+  }
+}
+
+/** The members of these spans (found by openArchive), each told to `onMember` in archive order. */
+export async function readSpans(
+  archive: OpenArchive,
+  spans: readonly Span[],
+  onMember: (member: Member) => void | Promise<void>,
+  signal?: AbortSignal,
+): Promise<void> {
+  for (const span of spans) {
+    await scanArchive(archive.file, {
+      fd: archive.fd,
+      onMember,
+      range: [span.start, span.end],
+      ...(signal ? { signal } : {}),
+    });
+  }
+}
+
+/** A small member's content as text (an index file). */
+export function readMemberText(archive: OpenArchive, member: MemberData): string {
+  const data = Buffer.alloc(member.size);
+  if (readSync(archive.fd, data, 0, member.size, member.dataOffset) !== member.size)
+    throw new ArchiveContentError(`${archive.file} ended inside the index at byte ${member.dataOffset}`);
+  return data.toString("utf8");
 }

@@ -52,26 +52,33 @@ export function memberPath(member: Member, root: ByteString): ByteString {
 }
 
 /**
- * Check every member of a volume before anything on disk changes: names stay inside the volume,
- * hard links point at an earlier member of the same volume, only types we can restore.
+ * Checks every member of a volume, told one at a time, before anything on disk changes: names stay
+ * inside the volume, hard links point at an earlier non-directory member of the same volume, only
+ * types we can restore. Remembers the paths that are not directories (nothing may be stored below
+ * one), not the members: memory is a name per file, not a header.
  */
-export function checkVolumeMembers(members: readonly Member[], root: ByteString): void {
-  const seen = new Set<string>([""]);
-  // What each path is by the time later members arrive: nothing may be stored below a non-directory.
-  const kinds = new Map<string, Member["type"]>();
-  for (const member of members) {
+export class VolumeCheck {
+  /** Path -> type of every path that is, so far, not a directory. */
+  private readonly others = new Map<string, Member["type"]>();
+  entries = 0;
+  /** Bytes of file data. */
+  bytes = 0;
+
+  constructor(private readonly root: ByteString) {}
+
+  add(member: Member): void {
+    const root = this.root;
     const relative = memberPath(member, root);
     const parts = relative.split("/");
     for (let i = 1; i < parts.length; i++) {
       const ancestor = parts.slice(0, i).join("/");
-      const kind = kinds.get(ancestor);
-      if (kind !== undefined && kind !== "dir") {
+      const kind = this.others.get(ancestor);
+      if (kind !== undefined) {
         throw new ArchiveContentError(
           `${displayName(member.name)} is stored below ${displayName(ancestor)}, which the archive makes a ${kind}`,
         );
       }
     }
-    if (relative !== "") kinds.set(relative, member.type);
     if (member.type === "other")
       throw new ArchiveContentError(
         `${displayName(member.name)}: unsupported entry type '${member.typeflag}'`,
@@ -84,13 +91,18 @@ export function checkVolumeMembers(members: readonly Member[], root: ByteString)
         );
       }
       const targetRelative = memberPath({ ...member, name: target }, root);
-      if (!seen.has(targetRelative) || targetRelative === "") {
+      if (!this.others.has(targetRelative)) {
         throw new ArchiveContentError(
           `${displayName(member.name)} is a hard link to ${displayName(member.linkname)}, which comes nowhere before it`,
         );
       }
     }
-    seen.add(relative);
+    if (relative !== "") {
+      if (member.type === "dir") this.others.delete(relative);
+      else this.others.set(relative, member.type);
+    }
+    this.entries++;
+    if (member.type === "file") this.bytes += member.size;
   }
 }
 
@@ -212,14 +224,14 @@ class XattrBatch {
  * Restore a directory volume's members into `dest` (already emptied). Parent directories are
  * only ever real directories we checked: a symlink from the archive or on disk is never written
  * through. Directory metadata is applied last, deepest first, so their mtimes stay as archived.
- * Names are bytes: what the archive holds is exactly what is created.
+ * Names are bytes: what the archive holds is exactly what is created. Members are told one at a
+ * time, in archive order, as they are read (`add`); `finish` applies what waits for the end.
  */
-export async function extractDirectory(
-  members: readonly Member[],
+export function directoryExtractor(
   root: ByteString,
   dest: ByteString,
   options: ExtractOptions,
-): Promise<number> {
+): { add: (member: Member) => Promise<void>; finish: () => Promise<number> } {
   const buffer = Buffer.allocUnsafe(CHUNK);
   const dirs = new Set<string>([""]);
   const dirMeta: Array<{ full: ByteString; member: Member }> = [];
@@ -250,7 +262,9 @@ export async function extractDirectory(
     for (const known of dirs) if (known.startsWith(`${relative}/`)) dirs.delete(known);
   };
 
-  for (const member of members) {
+  let entries = 0;
+  const add = async (member: Member) => {
+    entries++;
     if (options.slice?.due()) await options.slice.pause();
     const relative = memberPath(member, root);
     const full = relative === "" ? dest : `${dest}/${relative}`;
@@ -321,15 +335,18 @@ export async function extractDirectory(
         );
     }
     if (member.xattrs.size > 0 && member.type !== "symlink") await xattrs.add(full, member.xattrs);
-  }
-  await xattrs.flush();
-  for (const { full, member } of dirMeta.reverse()) {
-    const path = fsPath(full);
-    chownSync(path, member.uid, member.gid);
-    chmodSync(path, member.mode);
-    utimesSync(path, seconds(member), seconds(member));
-  }
-  return members.length;
+  };
+  const finish = async () => {
+    await xattrs.flush();
+    for (const { full, member } of dirMeta.reverse()) {
+      const path = fsPath(full);
+      chownSync(path, member.uid, member.gid);
+      chmodSync(path, member.mode);
+      utimesSync(path, seconds(member), seconds(member));
+    }
+    return entries;
+  };
+  return { add, finish };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { bytesOf, displayName } from "../tar/names.js";
-import { openArchive, readMemberText, readSpans } from "./archive-file.js";
-import { cleanName, entriesIn } from "./archive-map.js";
+import { type OpenArchive, readMemberText, readSpans, withArchive } from "./archive-file.js";
+import { type ArchiveMap, cleanName, entriesIn } from "./archive-map.js";
 import { humanSize } from "./human-size.js";
 import { INDEX_NAME, parseIndex } from "./volume-index.js";
 
@@ -27,7 +27,14 @@ export async function listArchive(
   archive: string,
   prefix: string | undefined,
 ): Promise<{ copies: ListedCopy[]; incompleteEntries: number; otherEntries: number }> {
-  const { map } = await openArchive(archive, { create: false });
+  return withArchive(archive, undefined, (open, map) => listCopies(open, map, prefix));
+}
+
+async function listCopies(
+  archive: OpenArchive,
+  map: ArchiveMap,
+  prefix: string | undefined,
+): Promise<{ copies: ListedCopy[]; incompleteEntries: number; otherEntries: number }> {
   const wanted = prefix === undefined ? undefined : bytesOf(prefix);
   const copies: ListedCopy[] = [];
   for (const copy of map.copies) {

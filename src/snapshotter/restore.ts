@@ -1,13 +1,13 @@
-import { closeSync, lstatSync, mkdirSync, openSync } from "node:fs";
+import { lstatSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../system/errors.js";
 import { readMountinfo } from "../system/mountinfo.js";
 import { TimeSlice } from "../system/signals.js";
 import { type ByteString, bytesOf, displayName, fsPath } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
-import { openArchive, readMemberText, readSpans } from "./archive-file.js";
-import { type Copy, cleanName, currentCopy } from "./archive-map.js";
-import { checkVolumeMembers, emptyDirectory, extractDirectory, extractFile } from "./extract.js";
+import { type OpenArchive, readMemberText, readSpans, withArchive } from "./archive-file.js";
+import { type ArchiveMap, type Copy, cleanName, currentCopy, type Span } from "./archive-map.js";
+import { directoryExtractor, emptyDirectory, extractFile, VolumeCheck } from "./extract.js";
 import { ArchiveContentError, INDEX_NAME, parseIndex, type VolumeRecord } from "./volume-index.js";
 
 export interface RestoreOptions {
@@ -32,25 +32,46 @@ export interface RestoredVolume {
   entries: number;
 }
 
-/** The members of each of these volume roots (`<prefix>/<id>`), read from the copy's spans. */
-async function volumeMembers(
-  archive: string,
+/** What the check pass learnt of one volume: its checker, where its members are, its first one. */
+interface CheckedVolume {
+  check: VolumeCheck;
+  spans: Span[];
+  first?: Member;
+}
+
+/**
+ * Check the members of each of these volume roots (`<prefix>/<id>`) as the copy's spans stream
+ * past, and note the byte ranges that hold each volume's members, for the extraction pass.
+ */
+async function checkVolumes(
+  archive: OpenArchive,
   copy: Copy,
   roots: readonly ByteString[],
   signal?: AbortSignal,
-): Promise<Map<ByteString, Member[]>> {
-  const members = new Map(roots.map((root) => [root, [] as Member[]]));
+): Promise<Map<ByteString, CheckedVolume>> {
+  const volumes = new Map(
+    roots.map((root) => [root, { check: new VolumeCheck(root), spans: [] } as CheckedVolume]),
+  );
   await readSpans(
     archive,
     copy.spans,
     (member) => {
       const name = cleanName(member.name);
       const root = name.slice(0, copy.prefix.length + 65);
-      if (name.length === root.length || name[root.length] === "/") members.get(root)?.push(member);
+      if (name.length !== root.length && name[root.length] !== "/") return;
+      const volume = volumes.get(root);
+      if (!volume) return;
+      volume.check.add(member);
+      volume.first ??= member;
+      const last = volume.spans.at(-1);
+      if (last && last.end === member.headerOffset) {
+        last.end = member.endOffset;
+        last.entries++;
+      } else volume.spans.push({ start: member.headerOffset, end: member.endOffset, entries: 1 });
     },
     signal,
   );
-  return members;
+  return volumes;
 }
 
 /**
@@ -58,11 +79,15 @@ async function volumeMembers(
  * archive (every header, every member's data present), the index, the selection, and every
  * member name. Then each volume is emptied and refilled (a directory) or rewritten in place (a file).
  */
-export async function restore(options: RestoreOptions): Promise<RestoredVolume[]> {
-  const { map } = await openArchive(options.archive, {
-    create: false,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+export function restore(options: RestoreOptions): Promise<RestoredVolume[]> {
+  return withArchive(options.archive, options.signal, (archive, map) => restoreFrom(archive, map, options));
+}
+
+async function restoreFrom(
+  archive: OpenArchive,
+  map: ArchiveMap,
+  options: RestoreOptions,
+): Promise<RestoredVolume[]> {
   const prefix = bytesOf(options.prefix);
   const copy = currentCopy(map, prefix);
   if (!copy) {
@@ -71,7 +96,7 @@ export async function restore(options: RestoreOptions): Promise<RestoredVolume[]
       `prefix ${options.prefix} is not in ${options.archive}${known.length ? ` (it has: ${known.join(", ")})` : " (it holds no backup)"}`,
     );
   }
-  const records = parseIndex(readMemberText(options.archive, copy.index), `${options.prefix}/${INDEX_NAME}`);
+  const records = parseIndex(readMemberText(archive, copy.index), `${options.prefix}/${INDEX_NAME}`);
   let selected: VolumeRecord[] = records;
   if (options.only) {
     selected = options.only.map((target) => {
@@ -84,57 +109,52 @@ export async function restore(options: RestoreOptions): Promise<RestoredVolume[]
       return record;
     });
   }
-  const byRoot = await volumeMembers(
-    options.archive,
+  const checked = await checkVolumes(
+    archive,
     copy,
     selected.map((record) => `${prefix}/${record.id}`),
     options.signal,
   );
   const plan = selected.map((record) => {
     const root = `${prefix}/${record.id}`;
-    const members = byRoot.get(root) ?? [];
-    if (members.length === 0)
+    const { check, spans, first } = checked.get(root) as CheckedVolume;
+    if (!first)
       throw new ArchiveContentError(`volume ${record.target}: no entries under ${displayName(root)}`);
-    if (record.type === "file" && (members.length !== 1 || members[0]?.type !== "file")) {
+    if (record.type === "file" && (check.entries !== 1 || first.type !== "file")) {
       throw new ArchiveContentError(
         `volume ${record.target}: expected one regular file at ${displayName(root)}`,
       );
     }
-    if (record.type === "dir") checkVolumeMembers(members, root);
-    return { record, root, members, dest: bytesOf(path.resolve(options.resolve(record.target))) };
+    return { record, root, check, spans, first, dest: bytesOf(path.resolve(options.resolve(record.target))) };
   });
 
-  options.onTotal?.(
-    plan.reduce((sum, p) => sum + p.members.reduce((n, m) => n + (m.type === "file" ? m.size : 0), 0), 0),
-  );
+  options.onTotal?.(plan.reduce((sum, p) => sum + p.check.bytes, 0));
   const mountPoints = new Set((await readMountinfo()).map((entry) => bytesOf(entry.mountPoint)));
-  const fd = openSync(options.archive, "r");
   const restored: RestoredVolume[] = [];
-  try {
-    const extractOptions = {
-      archiveFd: fd,
-      onBytes: options.onBytes ?? (() => {}),
-      warn: options.warn,
-      slice: new TimeSlice(options.signal),
-    };
-    // A volume inside another one is filled after the outer one was emptied and refilled.
-    const ordered = [...plan].sort((a, b) => a.record.target.length - b.record.target.length);
-    for (const { record, root, members, dest } of ordered) {
-      if (record.type === "file") {
-        await extractFile(members[0] as Member, dest, extractOptions);
-        restored.push({ target: record.target, type: "file", path: displayName(dest), entries: 1 });
-        continue;
-      }
-      const info = lstatSync(fsPath(dest), { throwIfNoEntry: false });
-      if (info && !info.isDirectory())
-        throw new ArchiveContentError(`${displayName(dest)} exists and is not a directory`);
-      if (!info) mkdirSync(fsPath(dest), { recursive: true });
-      emptyDirectory(dest, mountPoints, options.warn);
-      const entries = await extractDirectory(members, root, dest, extractOptions);
-      restored.push({ target: record.target, type: "dir", path: displayName(dest), entries });
+  const extractOptions = {
+    archiveFd: archive.fd,
+    onBytes: options.onBytes ?? (() => {}),
+    warn: options.warn,
+    slice: new TimeSlice(options.signal),
+  };
+  // A volume inside another one is filled after the outer one was emptied and refilled.
+  const ordered = [...plan].sort((a, b) => a.record.target.length - b.record.target.length);
+  for (const { record, root, spans, first, dest } of ordered) {
+    if (record.type === "file") {
+      await extractFile(first, dest, extractOptions);
+      restored.push({ target: record.target, type: "file", path: displayName(dest), entries: 1 });
+      continue;
     }
-  } finally {
-    closeSync(fd);
+    const info = lstatSync(fsPath(dest), { throwIfNoEntry: false });
+    if (info && !info.isDirectory())
+      throw new ArchiveContentError(`${displayName(dest)} exists and is not a directory`);
+    if (!info) mkdirSync(fsPath(dest), { recursive: true });
+    emptyDirectory(dest, mountPoints, options.warn);
+    // The volume's members are read again, one at a time: never all of them in memory.
+    const extractor = directoryExtractor(root, dest, extractOptions);
+    await readSpans(archive, spans, extractor.add);
+    const entries = await extractor.finish();
+    restored.push({ target: record.target, type: "dir", path: displayName(dest), entries });
   }
   return restored;
 }

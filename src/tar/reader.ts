@@ -47,9 +47,14 @@ export interface ArchiveScan {
 }
 
 export interface ScanOptions {
-  /** Told each member in archive order; nothing is kept, so memory does not grow with the archive. */
-  onMember: (member: Member) => void;
+  /**
+   * Told each member in archive order (awaited when it returns a promise); nothing is kept, so
+   * memory does not grow with the archive.
+   */
+  onMember: (member: Member) => void | Promise<void>;
   signal?: AbortSignal;
+  /** Read through this descriptor of `file` (left open) instead of opening the file. */
+  fd?: number;
   /** Scan only the members in [from, to): both member boundaries found by an earlier scan. */
   range?: readonly [number, number];
 }
@@ -182,7 +187,7 @@ class Window {
  */
 export async function scanArchive(file: string, options: ScanOptions): Promise<ArchiveScan> {
   const slice = new TimeSlice(options.signal);
-  const fd = openSync(file, "r");
+  const fd = options.fd ?? openSync(file, "r");
   try {
     const fileSize = fstatSync(fd).size;
     const [from, to] = options.range ?? [0, Number.POSITIVE_INFINITY];
@@ -249,7 +254,7 @@ export async function scanArchive(file: string, options: ScanOptions): Promise<A
       const xattrs = new Map<string, Buffer>();
       for (const [key, value] of pax) if (key.startsWith("SCHILY.xattr.")) xattrs.set(key.slice(13), value);
       const mtimeText = text("mtime");
-      options.onMember({
+      const told = options.onMember({
         name,
         type,
         typeflag,
@@ -267,10 +272,11 @@ export async function scanArchive(file: string, options: ScanOptions): Promise<A
         devminor: number(block, 337, 8),
         xattrs,
       });
+      if (told) await told;
       pending = {};
       offset = dataOffset + round(dataSize);
     }
   } finally {
-    closeSync(fd);
+    if (options.fd === undefined) closeSync(fd);
   }
 }

@@ -208,6 +208,44 @@ describe("snapshotter archives (real files, GNU tar)", () => {
     expect(compact.stdout).toContain("dropped 0 superseded copy(ies), 0 entries");
   });
 
+  it("restores exactly while a compact renames a rewritten archive over the one being read", async () => {
+    const dir = await scope.tempDir("stowage-snap-");
+    const volume = path.join(dir, "app");
+    await mkdir(volume);
+    await run("dd", ["if=/dev/urandom", `of=${path.join(volume, "big")}`, "bs=1M", "count=150"]);
+    await run("python3", [
+      "-c",
+      "import os,sys\nfor i in range(10000):\n open(os.path.join(sys.argv[1], 'f%05d' % i), 'w').write(str(i) * 50)",
+      volume,
+    ]);
+    const config = path.join(dir, "c.yml");
+    await writeFile(config, `prefix: p\nvolumes: [${volume}]\n`);
+    const archive = path.join(dir, "backup.tar");
+    expect((await snapshotter(["backup", "--config", config, "--archive", archive])).status).toBe(0);
+    await writeFile(path.join(volume, "f00000"), "second copy\n");
+    const appended = await snapshotter(["backup", "--append-only", "--config", config, "--archive", archive]);
+    expect(appended.status).toBe(0);
+    const expected = await describeTree(volume);
+    await rm(volume, { recursive: true });
+    await mkdir(volume);
+
+    const child = spawn(process.execPath, [CLI, "restore", "--config", config, "--archive", archive], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const exited = once(child, "exit");
+    // Once restore is writing files, the compact drops the first copy and renames its archive over.
+    while ((await readdir(volume)).length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    const compact = await snapshotter(["compact", "--archive", archive]);
+    expect(compact.stdout).toContain("dropped 1 superseded copy(ies)");
+    const [code] = await exited;
+    expect(code, stderr).toBe(0);
+    expect(sameTree(await describeTree(volume), expected)).toEqual(expected);
+  });
+
   it.each(["replace", "append"])(
     "kill -9 during a %s leaves the previous archive intact and restorable",
     async (kind) => {

@@ -214,7 +214,11 @@ describe("tar reader on archives GNU tar wrote", () => {
         format === "ustar" ? ["small", "link", "hard"] : ["small", "link", "hard", "d".repeat(120), long];
       await run("tar", [`--format=${format}`, "--xattrs", "-cf", archive, "-C", source, ...names]);
       const members: Member[] = [];
-      const scan = await scanArchive(archive, { onMember: (member) => members.push(member) });
+      const scan = await scanArchive(archive, {
+        onMember: (member) => {
+          members.push(member);
+        },
+      });
       expect(members.map((m) => m.name.replace(/\/$/, ""))).toEqual(
         (await run("tar", ["-tf", archive])).stdout
           .trim()
