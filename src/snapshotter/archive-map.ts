@@ -39,6 +39,21 @@ export function cleanName(name: string): string {
 
 const VOLUME = /^[0-9a-f]{64}(\/|$)/;
 
+/** The volume id of a (clean) member name of this prefix's copy: `<prefix>/<id>[/...]`. */
+export function volumeIdOf(name: string, prefix: ByteString): string | undefined {
+  const rest = name.slice(prefix.length + 1);
+  return name.startsWith(`${prefix}/`) && VOLUME.test(rest) ? rest.slice(0, 64) : undefined;
+}
+
+/** Add a member's byte range to spans in archive order, extending the last one when adjacent. */
+export function addToSpans(spans: Span[], start: number, end: number, entries = 1): void {
+  const last = spans.at(-1);
+  if (last && last.end === start) {
+    last.end = end;
+    last.entries += entries;
+  } else spans.push({ start, end, entries });
+}
+
 /** Every p such that `name` is `p/<volume id>` or below it. */
 function volumePrefixes(name: string): ByteString[] {
   const found: ByteString[] = [];
@@ -88,10 +103,10 @@ export class ArchiveMapper {
   finish(): ArchiveMap {
     // A volumes-data.yml inside a volume (`p/<id>/.../volumes-data.yml`) is that volume's file.
     const indexLike = new Set(this.pieces.flatMap((piece) => (piece.index ? [piece.index.prefix] : [])));
-    const isIndex = (piece: Piece) => piece.index && !piece.prefixes.some((p) => indexLike.has(p));
-    const known = new Set(
-      this.pieces.flatMap((piece) => (piece.index && isIndex(piece) ? [piece.index.prefix] : [])),
+    const indexes = new Set(
+      this.pieces.filter((piece) => piece.index && !piece.prefixes.some((p) => indexLike.has(p))),
     );
+    const known = new Set([...indexes].map((piece) => piece.index?.prefix));
     const prefixOf = (piece: Piece): ByteString | undefined => {
       let best: ByteString | undefined;
       for (const prefix of piece.prefixes)
@@ -103,7 +118,7 @@ export class ArchiveMapper {
     const copies: Copy[] = [];
     const foreign: Span[] = [];
     for (const piece of this.pieces) {
-      if (piece.index && isIndex(piece)) {
+      if (piece.index && indexes.has(piece)) {
         const { prefix, data } = piece.index;
         copies.push({
           prefix,

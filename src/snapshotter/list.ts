@@ -1,6 +1,6 @@
 import { bytesOf, displayName } from "../tar/names.js";
 import { type OpenArchive, readMemberText, readSpans, withArchive } from "./archive-file.js";
-import { type ArchiveMap, cleanName, entriesIn } from "./archive-map.js";
+import { type ArchiveMap, cleanName, entriesIn, volumeIdOf } from "./archive-map.js";
 import { humanSize } from "./human-size.js";
 import { INDEX_NAME, parseIndex } from "./volume-index.js";
 
@@ -52,10 +52,8 @@ async function listCopies(
       // Counted while the copy's members stream past: nothing per member is kept.
       const totals = new Map(records.map((record) => [record.id, { entries: 0, bytes: 0 }]));
       await readSpans(archive, copy.spans, (member) => {
-        const id = cleanName(member.name)
-          .slice(copy.prefix.length + 1)
-          .split("/", 1)[0] as string;
-        const total = totals.get(id);
+        const id = volumeIdOf(cleanName(member.name), copy.prefix);
+        const total = id === undefined ? undefined : totals.get(id);
         if (!total) return;
         total.entries++;
         if (member.type === "file") total.bytes += member.size;

@@ -6,7 +6,15 @@ import { TimeSlice } from "../system/signals.js";
 import { type ByteString, bytesOf, displayName, fsPath } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
 import { type OpenArchive, readMemberText, readSpans, withArchive } from "./archive-file.js";
-import { type ArchiveMap, type Copy, cleanName, currentCopy, type Span } from "./archive-map.js";
+import {
+  type ArchiveMap,
+  addToSpans,
+  type Copy,
+  cleanName,
+  currentCopy,
+  type Span,
+  volumeIdOf,
+} from "./archive-map.js";
 import { directoryExtractor, emptyDirectory, extractFile, VolumeCheck } from "./extract.js";
 import { ArchiveContentError, INDEX_NAME, parseIndex, type VolumeRecord } from "./volume-index.js";
 
@@ -56,18 +64,12 @@ async function checkVolumes(
     archive,
     copy.spans,
     (member) => {
-      const name = cleanName(member.name);
-      const root = name.slice(0, copy.prefix.length + 65);
-      if (name.length !== root.length && name[root.length] !== "/") return;
-      const volume = volumes.get(root);
+      const id = volumeIdOf(cleanName(member.name), copy.prefix);
+      const volume = id === undefined ? undefined : volumes.get(`${copy.prefix}/${id}`);
       if (!volume) return;
       volume.check.add(member);
       volume.first ??= member;
-      const last = volume.spans.at(-1);
-      if (last && last.end === member.headerOffset) {
-        last.end = member.endOffset;
-        last.entries++;
-      } else volume.spans.push({ start: member.headerOffset, end: member.endOffset, entries: 1 });
+      addToSpans(volume.spans, member.headerOffset, member.endOffset);
     },
     signal,
   );
