@@ -14,6 +14,7 @@ interface Flags {
   path: string;
   storage?: string;
   s3Endpoint?: string;
+  s3RedirectReads?: string | true;
   instances: string;
   usageRefresh?: string;
   listen: string;
@@ -57,6 +58,10 @@ function program() {
     .option(
       "--s3-endpoint <url>",
       "an S3-compatible endpoint such as Ceph RGW or MinIO, path-style [env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL]",
+    )
+    .option(
+      "--s3-redirect-reads [url]",
+      "answer reads of data blobs with a redirect to a signed URL, so the bytes go from S3 to the client directly (signed for this endpoint the clients reach; default: --s3-endpoint)",
     )
     .option(
       "--instances <n>",
@@ -113,10 +118,18 @@ function serverOptions(flags: Flags): ServerOptions {
     throw new ConfigError(`--instances ${flags.instances}: expected a whole number of at least 1`);
   if (flags.storage === undefined && flags.s3Endpoint !== undefined)
     throw new ConfigError("--s3-endpoint needs --storage s3://BUCKET[/PREFIX]");
+  if (flags.storage === undefined && flags.s3RedirectReads !== undefined)
+    throw new ConfigError("--s3-redirect-reads needs --storage s3://BUCKET[/PREFIX]");
+  const redirectTo = flags.s3RedirectReads === true ? undefined : flags.s3RedirectReads;
+  if (redirectTo !== undefined && !/^https?:\/\/[^/]/.test(redirectTo))
+    throw new ConfigError(
+      `--s3-redirect-reads ${redirectTo}: expected the endpoint's URL (http:// or https://)`,
+    );
   return {
     path: path.resolve(flags.path),
     storage: flags.storage,
     s3Endpoint: flags.s3Endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL,
+    s3RedirectReads: flags.s3RedirectReads === undefined ? undefined : { endpoint: redirectTo },
     instances,
     usageRefreshMs:
       flags.usageRefresh !== undefined

@@ -15,6 +15,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
@@ -39,6 +40,11 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
 /** An object that marks a repository made through us (a hidden name no repository path can have). */
 const REPO_MARKER = ".rest-server-repository";
 const EMPTY_SHA256 = createHash("sha256").digest("hex");
+/**
+ * How long a redirect's signed URL is good for: the client follows it at once, so this only has to
+ * cover clock skew. A leaked URL reads one pack, which restic has encrypted.
+ */
+const READ_URL_SECONDS = 600;
 
 export interface S3Location {
   bucket: string;
@@ -64,6 +70,11 @@ export function parseS3Location(text: string): S3Location {
 export interface S3StorageOptions {
   /** An S3-compatible endpoint (RGW, MinIO): path-style addressing. Absent: AWS, virtual-host style. */
   endpoint: string | undefined;
+  /**
+   * Answer GETs of data blobs with a 307 to a signed URL of the object (the bytes then go from the
+   * storage to the client, not through us), signed for this endpoint (default: `endpoint`).
+   */
+  redirectReads?: { endpoint: string | undefined };
   log: Logger;
 }
 
@@ -96,6 +107,30 @@ function contentRange(text: string | undefined): { start: number; end: number; s
   return { start: Number(match[1]), end: Number(match[2]), size: Number(match[3]) };
 }
 
+/** A client for an endpoint (path-style), or for AWS (virtual-host style) without one. */
+function newClient(endpoint: string | undefined): S3Client {
+  const agent = { keepAlive: true, maxSockets: 512 };
+  const region =
+    process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (endpoint ? "us-east-1" : undefined);
+  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+  return new S3Client({
+    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
+    ...(region ? { region } : {}),
+    // The SDK's default for streamed bodies (aws-chunked with a trailing checksum) is refused by
+    // RGW (411); integrity comes from the signed payload hash instead.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: 5_000,
+      // A storage that stops answering (RGW with its OSD gone) must fail the request, not hang it.
+      requestTimeout: 120_000,
+      httpAgent: new http.Agent(agent),
+      httpsAgent: new https.Agent(agent),
+    }),
+    logger: quiet,
+  });
+}
+
 /**
  * Repositories in an S3 bucket, in the layout of restic's own s3 backend (`<prefix>/<repo>/config`,
  * `data/<2 hex>/<id>`, `keys/<id>`, ...), so restic can read them with `-r s3:` directly and the
@@ -108,34 +143,21 @@ function contentRange(text: string | undefined): { start: number; end: number; s
  */
 export class S3Storage implements Storage {
   private readonly client: S3Client;
+  /** Signs the redirects' URLs (for the endpoint the clients reach), when reads are redirected. */
+  private readonly signer: S3Client | undefined;
   private readonly knownRepos = new Set<string>();
 
   constructor(
     private readonly where: S3Location,
     private readonly options: S3StorageOptions,
   ) {
-    const agent = { keepAlive: true, maxSockets: 512 };
-    const region =
-      process.env.AWS_REGION ??
-      process.env.AWS_DEFAULT_REGION ??
-      (options.endpoint ? "us-east-1" : undefined);
-    const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-    this.client = new S3Client({
-      ...(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {}),
-      ...(region ? { region } : {}),
-      // The SDK's default for streamed bodies (aws-chunked with a trailing checksum) is refused by
-      // RGW (411); integrity comes from the signed payload hash instead.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      requestHandler: new NodeHttpHandler({
-        connectionTimeout: 5_000,
-        // A storage that stops answering (RGW with its OSD gone) must fail the request, not hang it.
-        requestTimeout: 120_000,
-        httpAgent: new http.Agent(agent),
-        httpsAgent: new https.Agent(agent),
-      }),
-      logger: quiet,
-    });
+    this.client = newClient(options.endpoint);
+    const redirect = options.redirectReads;
+    if (redirect)
+      this.signer =
+        redirect.endpoint === undefined || redirect.endpoint === options.endpoint
+          ? this.client
+          : newClient(redirect.endpoint);
   }
 
   get location(): string {
@@ -329,6 +351,19 @@ export class S3Storage implements Storage {
         if (!body.destroyed) body.destroy();
       },
     };
+  }
+
+  /**
+   * With redirected reads: a signed URL to GET a data blob from the storage itself. The client sends
+   * its Range header again (it is not signed); a form S3 reads differently is answered by us.
+   */
+  async readUrl(ref: ObjectRef, rangeHeader: string | undefined): Promise<string | undefined> {
+    if (!this.signer || ref.type !== "data") return undefined;
+    if (rangeHeader !== undefined && forwardableRange(rangeHeader) !== rangeHeader.trim()) return undefined;
+    const command = new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(ref) });
+    return this.call(`SIGN ${this.key(ref)}`, () =>
+      getSignedUrl(this.signer as S3Client, command, { expiresIn: READ_URL_SECONDS }),
+    );
   }
 
   async save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome> {

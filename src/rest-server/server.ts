@@ -22,6 +22,8 @@ export interface ServerOptions {
   storage: string | undefined;
   /** The S3 endpoint (path-style addressing, as RGW and MinIO want); else AWS's, virtual-host style. */
   s3Endpoint: string | undefined;
+  /** Reads of data blobs answered with a redirect to S3, signed for this endpoint (else s3Endpoint's). */
+  s3RedirectReads: { endpoint: string | undefined } | undefined;
   /** Servers sharing the storage (quotas: see UsageTracker). */
   instances: number;
   /** Re-list the storage for quotas and metrics this often (0: only at start-up). */
@@ -162,7 +164,11 @@ async function openStorage(options: ServerOptions, log: Logger): Promise<Storage
   if (options.storage === undefined)
     return new FsStorage(options.path, { groupAccessible: options.groupAccessibleRepos });
   const { S3Storage, parseS3Location } = await import("./s3-storage.js");
-  return new S3Storage(parseS3Location(options.storage), { endpoint: options.s3Endpoint, log });
+  return new S3Storage(parseS3Location(options.storage), {
+    endpoint: options.s3Endpoint,
+    ...(options.s3RedirectReads ? { redirectReads: options.s3RedirectReads } : {}),
+    log,
+  });
 }
 
 export async function startServer(options: ServerOptions, log: Logger): Promise<RunningServer> {

@@ -68,6 +68,11 @@ export interface Storage {
   ): Promise<AsyncIterable<ListEntry[]> | undefined>;
   /** Open for reading with the request's Range header (`head`: no body will be sent), or undefined when absent. */
   open(ref: ObjectRef, rangeHeader: string | undefined, head: boolean): Promise<OpenedObject | undefined>;
+  /**
+   * Where the client may read the object itself (a redirect), or undefined when this server sends
+   * it. Only a storage with its own HTTP front (S3, when asked to) has one.
+   */
+  readUrl?(ref: ObjectRef, rangeHeader: string | undefined): Promise<string | undefined>;
   /** Store an upload under its final name, never visible before it is complete and verified. */
   save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome>;
   /** Remove an object; its size, or undefined when it was already gone. */

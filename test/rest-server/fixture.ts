@@ -18,6 +18,7 @@ export function defaultOptions(root: string): ServerOptions {
     path: root,
     storage: undefined,
     s3Endpoint: undefined,
+    s3RedirectReads: undefined,
     instances: 1,
     usageRefreshMs: 0,
     listen: "127.0.0.1:0",
