@@ -20,7 +20,7 @@ import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { HttpError } from "./http-error.js";
-import { parseRange, type RangeResult } from "./range.js";
+import { parseRange } from "./range.js";
 import { type BlobType, isBlobId, repoOfStoredPath } from "./repo-path.js";
 import type {
   ListEntry,
@@ -31,6 +31,7 @@ import type {
   Storage,
   StoredBytes,
 } from "./storage.js";
+import { UpstreamPool, type UpstreamResponse } from "./upstream-get.js";
 import { noteBodyBytes } from "./young-gc.js";
 
 /** One PUT takes up to 5 GiB; multipart is never used (RGW ignores If-None-Match when completing one). */
@@ -45,6 +46,11 @@ const EMPTY_SHA256 = createHash("sha256").digest("hex");
  * cover clock skew. A leaked URL reads one pack, which restic has encrypted.
  */
 const READ_URL_SECONDS = 600;
+const CONNECT_TIMEOUT_MS = 5_000;
+/** A storage that stops answering (RGW with its OSD gone) must fail the request, not hang it. */
+const RESPONSE_TIMEOUT_MS = 120_000;
+/** The URLs of our own GETs are used at once. */
+const GET_URL_SECONDS = 60;
 
 export interface S3Location {
   bucket: string;
@@ -100,6 +106,14 @@ function forwardableRange(header: string | undefined): string | undefined {
   return `bytes=${first}-${last}`;
 }
 
+/** What a GET of an object answered: the part it sent (a 206's Content-Range) or its length. */
+interface Fetched {
+  partial: { start: number; end: number; size: number } | undefined;
+  length: number;
+  send: OpenedObject["send"];
+  close: OpenedObject["close"];
+}
+
 /** `bytes START-END/SIZE` of a 206 answer. */
 function contentRange(text: string | undefined): { start: number; end: number; size: number } | undefined {
   const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(text ?? "");
@@ -121,9 +135,8 @@ function newClient(endpoint: string | undefined): S3Client {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     requestHandler: new NodeHttpHandler({
-      connectionTimeout: 5_000,
-      // A storage that stops answering (RGW with its OSD gone) must fail the request, not hang it.
-      requestTimeout: 120_000,
+      connectionTimeout: CONNECT_TIMEOUT_MS,
+      requestTimeout: RESPONSE_TIMEOUT_MS,
       httpAgent: new http.Agent(agent),
       httpsAgent: new https.Agent(agent),
     }),
@@ -146,6 +159,10 @@ export class S3Storage implements Storage {
   /** Signs the redirects' URLs (for the endpoint the clients reach), when reads are redirected. */
   private readonly signer: S3Client | undefined;
   private readonly knownRepos = new Set<string>();
+  private readonly upstream = new UpstreamPool({
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    responseTimeoutMs: RESPONSE_TIMEOUT_MS,
+  });
 
   constructor(
     private readonly where: S3Location,
@@ -303,47 +320,77 @@ export class S3Storage implements Storage {
     rangeHeader: string | undefined,
     head: boolean,
   ): Promise<OpenedObject | undefined> {
-    const Key = this.key(ref);
-    const Bucket = this.where.bucket;
-    const fromHead = async (): Promise<OpenedObject | undefined> => {
-      const size = await this.size(ref);
-      if (size === undefined) return undefined;
-      return { size, range: parseRange(rangeHeader, size), send: async () => {}, close: async () => {} };
+    if (head) return this.fromHead(ref, rangeHeader);
+    return this.read(ref, rangeHeader, false);
+  }
+
+  private async fromHead(ref: ObjectRef, rangeHeader: string | undefined): Promise<OpenedObject | undefined> {
+    const size = await this.size(ref);
+    if (size === undefined) return undefined;
+    return { size, range: parseRange(rangeHeader, size), send: async () => {}, close: async () => {} };
+  }
+
+  private async read(
+    ref: ObjectRef,
+    rangeHeader: string | undefined,
+    retried: boolean,
+  ): Promise<OpenedObject | undefined> {
+    const fetched = await this.fetch(this.key(ref), forwardableRange(rangeHeader));
+    if (fetched === "missing") return undefined;
+    // Past the end (or an empty object): our answer is 416 with the size, as for a directory.
+    if (fetched === "past-end") return this.fromHead(ref, rangeHeader);
+    return this.answered(ref, rangeHeader, retried, fetched);
+  }
+
+  /**
+   * A GET of a signed URL on our own connection (upstream-get.ts: the body goes to the client
+   * through reused buffers); the SDK only for an answer that path does not take.
+   */
+  private async fetch(Key: string, Range: string | undefined): Promise<Fetched | "missing" | "past-end"> {
+    let answer: UpstreamResponse;
+    try {
+      const url = await this.signedGet(this.client, Key, GET_URL_SECONDS);
+      answer = await this.upstream.get(new URL(url), Range);
+    } catch (error) {
+      throw this.unavailable(error, `GET ${Key}`);
+    }
+    if (answer.status === 404 || answer.status === 416) {
+      answer.discard();
+      return answer.status === 404 ? "missing" : "past-end";
+    }
+    if ((answer.status !== 200 && answer.status !== 206) || answer.length === undefined) {
+      answer.discard();
+      // The SDK names the storage's failure in the log (or reads an answer without a length).
+      return this.fetchWithSdk(Key, Range);
+    }
+    return {
+      partial: Range ? contentRange(answer.headers.get("content-range")) : undefined,
+      length: answer.length,
+      send: (res) => answer.send(res),
+      close: async () => answer.discard(),
     };
-    if (head) return fromHead();
-    const Range = forwardableRange(rangeHeader);
+  }
+
+  private async fetchWithSdk(
+    Key: string,
+    Range: string | undefined,
+  ): Promise<Fetched | "missing" | "past-end"> {
     let answer: GetObjectCommandOutput;
     try {
-      answer = await this.client.send(new GetObjectCommand({ Bucket, Key, ...(Range ? { Range } : {}) }));
+      answer = await this.client.send(
+        new GetObjectCommand({ Bucket: this.where.bucket, Key, ...(Range ? { Range } : {}) }),
+      );
     } catch (error) {
-      if (isNotFound(error)) return undefined;
-      // Past the end (or an empty object): our answer is 416 with the size, as for a directory.
-      if (statusOf(error) === 416) return fromHead();
+      if (isNotFound(error)) return "missing";
+      if (statusOf(error) === 416) return "past-end";
       throw this.unavailable(error, `GET ${Key}`);
     }
     const body = answer.Body as Readable;
-    const partial = contentRange(answer.ContentRange);
-    let range: RangeResult;
-    let size: number;
-    if (Range && partial) {
-      range = { kind: "partial", start: partial.start, end: partial.end };
-      size = partial.size;
-    } else {
-      size = answer.ContentLength ?? 0;
-      // A range we handled ourselves (or one the server ignored) over the whole body.
-      range = parseRange(rangeHeader, size);
-      if (range.kind !== "full") {
-        body.destroy();
-        if (range.kind === "unsatisfiable")
-          return { size, range, send: async () => {}, close: async () => {} };
-        return this.open(ref, `bytes=${range.start}-${range.end}`, false);
-      }
-    }
     return {
-      size,
-      range,
+      partial: Range ? contentRange(answer.ContentRange) : undefined,
+      length: answer.ContentLength ?? 0,
       send: (res) => {
-        // Each chunk of the storage's answer is a fresh buffer, as an upload's are: paced the same way.
+        // Each chunk of the SDK's answer is a fresh buffer, as an upload's are: paced the same way.
         body.on("data", (chunk: Buffer) => noteBodyBytes(chunk.length));
         return pipeline(body, res, { end: true });
       },
@@ -353,6 +400,36 @@ export class S3Storage implements Storage {
     };
   }
 
+  /** The storage's answer as ours: its partial answer, or our range over the whole object. */
+  private async answered(
+    ref: ObjectRef,
+    rangeHeader: string | undefined,
+    retried: boolean,
+    answer: Fetched,
+  ): Promise<OpenedObject | undefined> {
+    const { partial, length, send, close } = answer;
+    if (partial)
+      return {
+        size: partial.size,
+        range: { kind: "partial", start: partial.start, end: partial.end },
+        send,
+        close,
+      };
+    const range = parseRange(rangeHeader, length);
+    if (range.kind === "full") return { size: length, range, send, close };
+    await close();
+    if (range.kind === "unsatisfiable")
+      return { size: length, range, send: async () => {}, close: async () => {} };
+    // A range we handle ourselves (S3 reads that form differently): asked for in S3's form.
+    if (retried) throw this.unavailable(new Error("the storage ignored Range"), `GET ${this.key(ref)}`);
+    return this.read(ref, `bytes=${range.start}-${range.end}`, true);
+  }
+
+  private signedGet(client: S3Client, Key: string, expiresIn: number): Promise<string> {
+    const command = new GetObjectCommand({ Bucket: this.where.bucket, Key });
+    return this.call(`SIGN ${Key}`, () => getSignedUrl(client, command, { expiresIn }));
+  }
+
   /**
    * With redirected reads: a signed URL to GET a data blob from the storage itself. The client sends
    * its Range header again (it is not signed); a form S3 reads differently is answered by us.
@@ -360,10 +437,7 @@ export class S3Storage implements Storage {
   async readUrl(ref: ObjectRef, rangeHeader: string | undefined): Promise<string | undefined> {
     if (!this.signer || ref.type !== "data") return undefined;
     if (rangeHeader !== undefined && forwardableRange(rangeHeader) !== rangeHeader.trim()) return undefined;
-    const command = new GetObjectCommand({ Bucket: this.where.bucket, Key: this.key(ref) });
-    return this.call(`SIGN ${this.key(ref)}`, () =>
-      getSignedUrl(this.signer as S3Client, command, { expiresIn: READ_URL_SECONDS }),
-    );
+    return this.signedGet(this.signer, this.key(ref), READ_URL_SECONDS);
   }
 
   async save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome> {

@@ -1,10 +1,6 @@
 import { read } from "node:fs";
 import type { ServerResponse } from "node:http";
-
-const CHUNK_BYTES = 512 * 1024;
-/** Chunk buffers kept for the next download: allocating and collecting them per request costs more CPU than the copies. */
-const SPARE_LIMIT = 32;
-const spares: Buffer[] = [];
+import { CHUNK_BYTES, giveBack, takeBuffer } from "./buffer-pool.js";
 
 /**
  * Send `length` bytes of the file from `start` through two buffers that take turns: one is on its
@@ -38,14 +34,6 @@ export async function sendFileRange(
   res.end();
   // Only once the last write has completed (awaited above) may the buffers serve another download.
   for (const buffer of buffers) giveBack(buffer);
-}
-
-function takeBuffer(size: number): Buffer {
-  return size === CHUNK_BYTES ? (spares.pop() ?? Buffer.allocUnsafe(size)) : Buffer.allocUnsafe(size);
-}
-
-function giveBack(buffer: Buffer): void {
-  if (buffer.length === CHUNK_BYTES && spares.length < SPARE_LIMIT) spares.push(buffer);
 }
 
 /** fs.read with a callback: no FileHandle, one thread-pool round trip. */

@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import net from "node:net";
-import path from "node:path";
 import { type RunningServer, type ServerOptions, startServer } from "../../src/rest-server/server.js";
-import { run } from "../../src/system/exec.js";
 import { createLogger } from "../../src/system/log.js";
 import type { TestScope } from "../support/scope.js";
 
@@ -137,26 +135,4 @@ export async function rawExchange(url: string, bytes: string | Buffer): Promise<
   });
   socket.destroy();
   return Buffer.concat(chunks).toString("latin1");
-}
-
-/** A self-signed certificate for 127.0.0.1 made with openssl: `<dir>/<name>.crt` and `.key`. */
-export async function selfSignedCert(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = path.join(dir, `${name}.crt`);
-  const key = path.join(dir, `${name}.key`);
-  const subject = ["-subj", `/CN=${name}`, "-addext", "subjectAltName=IP:127.0.0.1"];
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-days",
-    "1",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    ...subject,
-  ]);
-  return { cert, key };
 }

@@ -10,8 +10,9 @@ import { createLoopBtrfs } from "../support/btrfs.js";
 import { htpasswd, htpasswdFile } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, useScope } from "../support/scope.js";
+import { selfSignedCert } from "../support/tls.js";
 import { mountTmpfs } from "../support/tmpfs.js";
-import { createRepo, request, selfSignedCert, sha256 } from "./fixture.js";
+import { createRepo, request, sha256 } from "./fixture.js";
 import { CLI, runServerToExit, spawnServer, waitForOutput } from "./process.js";
 
 async function filesNamed(dir: string, test: (name: string) => boolean): Promise<string[]> {

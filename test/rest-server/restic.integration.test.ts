@@ -6,7 +6,7 @@ import { run } from "../../src/system/exec.js";
 import { htpasswd, htpasswdAtPrompt } from "../support/htpasswd.js";
 import { resticClient } from "../support/restic.js";
 import { freePort, type TestScope, useScope } from "../support/scope.js";
-import { selfSignedCert } from "./fixture.js";
+import { selfSignedCert } from "../support/tls.js";
 import { spawnServer } from "./process.js";
 
 /** A few hundred small files, some empty, one large random file. */

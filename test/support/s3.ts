@@ -1,6 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import https from "node:https";
 import path from "node:path";
 import {
   DeleteBucketCommand,
@@ -12,6 +14,7 @@ import {
 } from "@aws-sdk/client-s3";
 import type { TestScope } from "./scope.js";
 import { uniqueId } from "./scope.js";
+import { selfSignedCert } from "./tls.js";
 
 /** Where scripts/setup-ceph.sh (run by setup-host.sh) leaves the endpoint and the test user's keys. */
 const ENV_FILE = `${process.env.STOWAGE_CEPH_DIR ?? "/var/lib/stowage-ceph"}/s3.env`;
@@ -115,6 +118,8 @@ export function testBucket(scope: TestScope, client: S3Client = s3Client()): str
 
 export interface OwnGateway {
   endpoint: string;
+  /** With TLS: the PEM certificate a client must trust (NODE_EXTRA_CA_CERTS). */
+  caFile?: string;
   /** Stop it (SIGTERM, then SIGKILL after 10 s) and start it again on the same port. */
   restart(downMs?: number): Promise<void>;
 }
@@ -123,16 +128,41 @@ export interface OwnGateway {
  * A radosgw of this test's own in front of the shared cluster (another port, its own data dir):
  * a test may stop and restart it without disturbing the other tests' gateway.
  */
-export async function ownGateway(scope: TestScope, port: number): Promise<OwnGateway> {
+export async function ownGateway(
+  scope: TestScope,
+  port: number,
+  options: { tls?: boolean } = {},
+): Promise<OwnGateway> {
   const ceph = cephS3();
   const dir = await scope.tempDir("stowage-rgw-");
-  const endpoint = `http://127.0.0.1:${port}`;
+  // TLS: key and certificate in one file, as radosgw's beast takes them.
+  const cert = options.tls ? await selfSignedCert(dir, "rgw") : undefined;
+  const caFile = cert?.cert;
+  if (cert)
+    await writeFile(path.join(dir, "both.pem"), readFileSync(cert.key) + readFileSync(cert.cert, "utf8"));
+  // By name with TLS, so that the certificate's name is checked (and sent as SNI).
+  const endpoint = caFile ? `https://localhost:${port}` : `http://127.0.0.1:${port}`;
+  const frontend = caFile
+    ? `beast ssl_endpoint=127.0.0.1:${port} ssl_certificate=${path.join(dir, "both.pem")}`
+    : `beast endpoint=127.0.0.1:${port}`;
+  const ca = caFile ? readFileSync(caFile) : undefined;
+  const statusOf = (): Promise<number> =>
+    new Promise((resolve) => {
+      const req = https.get(`${endpoint}/`, { ca, timeout: 1000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", () => resolve(0));
+      req.on("timeout", () => req.destroy());
+    });
   let child: ChildProcess | undefined;
   const up = async () => {
     for (const deadline = Date.now() + 30_000; Date.now() < deadline; ) {
-      const status = await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(1000) })
-        .then((r) => r.status)
-        .catch(() => 0);
+      const status = caFile
+        ? await statusOf()
+        : await fetch(`${endpoint}/`, { signal: AbortSignal.timeout(1000) })
+            .then((r) => r.status)
+            .catch(() => 0);
       if (status === 200) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -146,7 +176,7 @@ export async function ownGateway(scope: TestScope, port: number): Promise<OwnGat
         `client.rgw.${path.basename(dir).replace(/[^a-zA-Z0-9]/g, "")}`,
         "-f",
         "--rgw-frontends",
-        `beast endpoint=127.0.0.1:${port}`,
+        frontend,
         "--ms-mon-client-mode",
         "secure crc",
         "--auth-client-required",
@@ -175,6 +205,7 @@ export async function ownGateway(scope: TestScope, port: number): Promise<OwnGat
   scope.defer(`stop radosgw on ${endpoint}`, stop);
   return {
     endpoint,
+    ...(caFile ? { caFile } : {}),
     async restart(downMs = 0) {
       await stop();
       await new Promise((resolve) => setTimeout(resolve, downMs));
