@@ -33,13 +33,14 @@ export interface UpstreamResponse {
   discard(): void;
 }
 
-interface Head {
+export interface Head {
   status: number;
   headers: Map<string, string>;
   keepAlive: boolean;
 }
 
-function parseHead(text: string): Head | undefined {
+/** A response head (status line and headers, without the blank line), or undefined when it is not HTTP/1.x. */
+export function parseHead(text: string): Head | undefined {
   const lines = text.split("\r\n");
   const statusLine = /^HTTP\/1\.([01]) (\d{3})(?: |$)/.exec(lines[0] ?? "");
   if (!statusLine) return undefined;
