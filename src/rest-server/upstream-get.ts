@@ -73,8 +73,8 @@ class Connection {
   /** waiting: the head is delivered, send() not yet called; draining: all read, writes pending. */
   private phase: "idle" | "head" | "waiting" | "body" | "draining" = "idle";
   private serial = 0;
-  private headParts: Buffer[] = [];
-  private headBytes = 0;
+  /** The answer's head so far (copied out of the scratch buffer). */
+  private head = Buffer.alloc(0);
   private gotBytes = false;
   private answered: ((response: UpstreamResponse) => void) | undefined;
   private failed: ((error: Error) => void) | undefined;
@@ -130,8 +130,7 @@ class Connection {
     if (this.broken) return Promise.reject(this.broken);
     this.serial++;
     this.phase = "head";
-    this.headParts = [];
-    this.headBytes = 0;
+    this.head = Buffer.alloc(0);
     this.socket.ref();
     if (this.ready) this.socket.setTimeout(this.options.responseTimeoutMs);
     const promise = new Promise<UpstreamResponse>((resolve, reject) => {
@@ -168,16 +167,14 @@ class Connection {
   }
 
   private readHead(bytes: Buffer): boolean {
-    this.headParts.push(Buffer.from(bytes));
-    this.headBytes += bytes.length;
-    const all = this.headParts.length === 1 ? (this.headParts[0] as Buffer) : Buffer.concat(this.headParts);
+    const all = Buffer.concat([this.head, bytes]);
     const end = all.indexOf("\r\n\r\n");
     if (end < 0) {
-      if (this.headBytes > MAX_HEAD_BYTES)
-        this.socket.destroy(new Error(`${this.origin}: answer head too long`));
+      this.head = all;
+      if (all.length > MAX_HEAD_BYTES) this.socket.destroy(new Error(`${this.origin}: answer head too long`));
       return true;
     }
-    this.headParts = [];
+    this.head = Buffer.alloc(0);
     const head = parseHead(all.subarray(0, end).toString("latin1"));
     if (!head) {
       this.socket.destroy(new Error(`${this.origin}: not an HTTP/1.1 answer`));
