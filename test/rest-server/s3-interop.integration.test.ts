@@ -1,38 +1,10 @@
-import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
-import { resticClient } from "../support/restic.js";
+import { type ResticClient, resticClient, restoredDiff } from "../support/restic.js";
 import { cephS3, listKeys, ownGateway, s3Client, testBucket } from "../support/s3.js";
 import { freePort, type TestScope, useScope } from "../support/scope.js";
 import { request, sha256 } from "./fixture.js";
-import { spawnServer } from "./process.js";
-
-/** Our server (a separate process, --no-auth) on `s3://bucket/prefix` at an endpoint. */
-async function serverOn(
-  scope: TestScope,
-  bucket: string,
-  prefix: string,
-  endpoint: string,
-  extra: string[] = [],
-) {
-  const ceph = cephS3();
-  return spawnServer(
-    scope,
-    [
-      "--storage",
-      `s3://${bucket}/${prefix}`,
-      "--s3-endpoint",
-      endpoint,
-      "--no-auth",
-      "--path",
-      await scope.tempDir("stowage-s3-config-"),
-      "--listen",
-      `127.0.0.1:${await freePort()}`,
-      ...extra,
-    ],
-    ceph.env,
-  );
-}
+import { spawnS3Server } from "./s3-server.js";
 
 async function tree(scope: TestScope, megabytes: number): Promise<string> {
   const dir = await scope.tempDir("stowage-s3-tree-");
@@ -43,11 +15,8 @@ async function tree(scope: TestScope, megabytes: number): Promise<string> {
   return dir;
 }
 
-async function sameTree(scope: TestScope, restic: Awaited<ReturnType<typeof resticClient>>, source: string) {
-  const target = await scope.tempDir("stowage-s3-restored-");
-  await restic.run(["restore", "latest", "--target", target]);
-  const diff = await run("diff", ["-r", source, path.join(target, source)], { okStatuses: [0, 1] });
-  expect(diff.stdout).toBe("");
+async function sameTree(scope: TestScope, restic: ResticClient, source: string) {
+  expect(await restoredDiff(scope, restic, source)).toBe("");
 }
 
 describe("rest-server on S3: the layout of restic's own s3 backend, both ways", () => {
@@ -56,7 +25,7 @@ describe("rest-server on S3: the layout of restic's own s3 backend, both ways", 
   it("a repository written through us is read by `restic -r s3:` directly, and the other way round", async () => {
     const ceph = cephS3();
     const bucket = testBucket(scope);
-    const server = await serverOn(scope, bucket, "p", ceph.endpoint);
+    const server = await spawnS3Server(scope, bucket, "p", ceph.endpoint);
     const s3 = (repo: string) => `s3:${ceph.endpoint}/${bucket}/p/${repo}`;
     const env = { env: ceph.env };
 
@@ -84,7 +53,7 @@ describe("rest-server on S3: the layout of restic's own s3 backend, both ways", 
   it("radosgw restarted in the middle of a backup: restic's retries finish it, check --read-data is clean", async () => {
     const bucket = testBucket(scope);
     const gateway = await ownGateway(scope, await freePort());
-    const server = await serverOn(scope, bucket, "p", gateway.endpoint);
+    const server = await spawnS3Server(scope, bucket, "p", gateway.endpoint);
     const restic = await resticClient(scope, `rest:${server.url}/r/`, { password: "pw" });
     await restic.run(["init"]);
     const source = await tree(scope, 150);
@@ -113,8 +82,8 @@ describe("rest-server on S3: quotas across instances", () => {
     const limit = 12 * 1024 * 1024;
     // No periodic rescan: each instance's view is its start-up scan plus its own writes.
     const extra = ["--max-size", String(limit), "--instances", "2", "--usage-refresh", "0"];
-    let a = await serverOn(scope, bucket, "q", ceph.endpoint, extra);
-    const b = await serverOn(scope, bucket, "q", ceph.endpoint, extra);
+    let a = await spawnS3Server(scope, bucket, "q", ceph.endpoint, { extra });
+    const b = await spawnS3Server(scope, bucket, "q", ceph.endpoint, { extra });
     expect((await request(a.url, "/r/?create=true", { method: "POST" })).status).toBe(200);
     let n = 0;
     const upload = (url: string) => {
@@ -140,7 +109,7 @@ describe("rest-server on S3: quotas across instances", () => {
       expect((await request(b.url, `/r/data/${id}`, { method: "DELETE" })).status).toBe(200);
     }
     await a.stop();
-    a = await serverOn(scope, bucket, "q", ceph.endpoint, extra);
+    a = await spawnS3Server(scope, bucket, "q", ceph.endpoint, { extra });
     expect(await fill(a.url)).toBe(2);
     expect(await stored()).toBeLessThanOrEqual(limit);
   });

@@ -4,30 +4,11 @@ import path from "node:path";
 import { DeleteBucketPolicyCommand, PutBucketPolicyCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
-import { resticClient } from "../support/restic.js";
+import { resticClient, restoredDiff } from "../support/restic.js";
 import { cephS3, ownGateway, s3Client, testBucket } from "../support/s3.js";
 import { freePort, type TestScope, useScope } from "../support/scope.js";
 import { request, sha256 } from "./fixture.js";
-import { spawnServer } from "./process.js";
-
-async function serverOn(scope: TestScope, bucket: string, endpoint: string, env: NodeJS.ProcessEnv = {}) {
-  const ceph = cephS3();
-  return spawnServer(
-    scope,
-    [
-      "--storage",
-      `s3://${bucket}/g`,
-      "--s3-endpoint",
-      endpoint,
-      "--no-auth",
-      "--path",
-      await scope.tempDir("stowage-upstream-"),
-      "--listen",
-      `127.0.0.1:${await freePort()}`,
-    ],
-    { ...ceph.env, ...env },
-  );
-}
+import { spawnS3Server } from "./s3-server.js";
 
 /** Random blobs made by head(1) from /dev/urandom, stored through the server under their hashes. */
 async function storeBlobs(scope: TestScope, url: string, sizes: number[]): Promise<Map<string, Buffer>> {
@@ -86,7 +67,7 @@ describe("rest-server on S3 reads through its own kept connections (upstream-get
   it("many reads at once, clients that vanish or pause, ranges: every body whole and right", async () => {
     const ceph = cephS3();
     const bucket = testBucket(scope);
-    const server = await serverOn(scope, bucket, ceph.endpoint);
+    const server = await spawnS3Server(scope, bucket, "g", ceph.endpoint);
     const sizes = [1, 100 * 1024, 3 * 1024 * 1024, 7 * 1024 * 1024 + 1, 16 * 1024 * 1024, 600 * 1024];
     const blobs = await storeBlobs(scope, server.url, sizes);
     const ids = [...blobs.keys()];
@@ -119,7 +100,7 @@ describe("rest-server on S3 reads through its own kept connections (upstream-get
   it("radosgw restarted between reads: a kept connection found closed is replaced, an outage is 503", async () => {
     const bucket = testBucket(scope);
     const gateway = await ownGateway(scope, await freePort());
-    const server = await serverOn(scope, bucket, gateway.endpoint);
+    const server = await spawnS3Server(scope, bucket, "g", gateway.endpoint);
     const [id] = [...(await storeBlobs(scope, server.url, [2 * 1024 * 1024])).keys()] as [string];
     expect(sha256((await download(server.url, id)).body)).toBe(id);
     await gateway.restart();
@@ -139,8 +120,8 @@ describe("rest-server on S3 reads through its own kept connections (upstream-get
   it("reads over TLS (RGW with a certificate for its name): restic backs up, checks and restores", async () => {
     const bucket = testBucket(scope);
     const gateway = await ownGateway(scope, await freePort(), { tls: true });
-    const server = await serverOn(scope, bucket, gateway.endpoint, {
-      NODE_EXTRA_CA_CERTS: gateway.caFile as string,
+    const server = await spawnS3Server(scope, bucket, "g", gateway.endpoint, {
+      env: { NODE_EXTRA_CA_CERTS: gateway.caFile as string },
     });
     const source = await scope.tempDir("stowage-upstream-tls-src-");
     await run("sh", ["-c", `cd ${source} && head -c 5000000 /dev/urandom > big && echo small > small`]);
@@ -148,16 +129,13 @@ describe("rest-server on S3 reads through its own kept connections (upstream-get
     await restic.run(["init"]);
     await restic.run(["backup", source]);
     await restic.run(["check", "--read-data"]);
-    const target = await scope.tempDir("stowage-upstream-tls-out-");
-    await restic.run(["restore", "latest", "--target", target]);
-    const diff = await run("diff", ["-r", source, path.join(target, source)], { okStatuses: [0, 1] });
-    expect(diff.stdout).toBe("");
+    expect(await restoredDiff(scope, restic, source)).toBe("");
   });
 
   it("a read the storage refuses (a bucket policy denies GetObject) is 503 with the storage's error named", async () => {
     const ceph = cephS3();
     const bucket = testBucket(scope);
-    const server = await serverOn(scope, bucket, ceph.endpoint);
+    const server = await spawnS3Server(scope, bucket, "g", ceph.endpoint);
     const [id] = [...(await storeBlobs(scope, server.url, [4096])).keys()] as [string];
     const client = s3Client();
     const Policy = JSON.stringify({

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { type ExecResult, run } from "../../src/system/exec.js";
 import type { TestScope } from "./scope.js";
 
@@ -37,4 +38,14 @@ export async function resticClient(
       JSON.parse((await client.run([...args, "--json"])).stdout) as T,
   };
   return client;
+}
+
+/**
+ * Restore the latest snapshot into a new temp dir and compare it with `diff -r` to `source` (an
+ * absolute path, which restic restores under the target): the differences, "" when there are none.
+ */
+export async function restoredDiff(scope: TestScope, restic: ResticClient, source: string): Promise<string> {
+  const target = await scope.tempDir("stowage-restored-");
+  await restic.run(["restore", "latest", "--target", target]);
+  return (await run("diff", ["-r", source, path.join(target, source)], { okStatuses: [0, 1] })).stdout;
 }
