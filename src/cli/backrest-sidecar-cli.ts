@@ -1,133 +1,40 @@
 import os from "node:os";
-import path from "node:path";
 import { type Command, Option } from "commander";
-import { backrestCron } from "../backrest-sidecar/cron.js";
-import { parseKeep } from "../backrest-sidecar/keep.js";
-import type { SidecarMetrics } from "../backrest-sidecar/metrics.js";
-import type { ReconcileOptions } from "../backrest-sidecar/reconcile.js";
-import { ConfigError } from "../system/errors.js";
+import type { SidecarMetrics } from "../backrest-sidecar/plans/metrics.js";
 import { createLogger, type Logger } from "../system/log.js";
-import { output } from "./output.js";
+import {
+  backrestFlags,
+  backrestTarget,
+  backupFlags,
+  collect,
+  configStore,
+  DEFAULT_SCHEDULE,
+  engineFlags,
+  type Flags,
+  parseInterval,
+  planFlags,
+  planIdPrefix,
+  planIdPrefixFlag,
+  reconcileFlags,
+  reconcileOptions,
+  settingsDefaults,
+  stateDir,
+  volumePrefix,
+} from "./backrest-sidecar-flags.js";
+import { type Output, output } from "./output.js";
 import { newProgram, parseSeconds } from "./program.js";
 
-interface Flags {
-  config?: string;
-  apply?: boolean;
-  backrestContainer: string;
-  dockerSock?: string;
-  dockerRoot: string;
-  volumePrefix?: string;
-  defaultRepo?: string;
-  defaultSchedule: string;
-  defaultRetention?: string;
-  planIdPrefix?: string;
-  excludeBindMounts?: boolean;
-  includeProjectName?: boolean;
-  dryRun?: boolean;
-  keepOrphans?: boolean;
-  reloadCmd?: string;
-  metricsListen?: string;
-  onlyLabel: string[];
-  interval: string;
-  withEvents?: boolean;
-  rcbImage?: string;
-  rcbEnvFile?: string;
-  rcbNetwork?: string;
-  quiesceLabel: string;
-  stopTimeout: string;
-  volumesRoot: string;
-  snapshot: string;
-  stateDir?: string;
-  report?: string;
-  metricsFile?: string;
-  notifyUrl: string[];
-  forget: boolean;
-  recover?: boolean;
+/** What every subcommand's action gets besides its flags. */
+interface Context {
+  log: Logger;
+  out: Output;
+  /** The subcommand's exit status. */
+  exit(status: number): void;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
-
-/** Every subcommand: which engine, which containers, how their mounts are seen from here. */
-function engineFlags(command: Command): Command {
-  return command
-    .option("--docker-sock <path>", "Docker API socket [env DOCKER_HOST, default /var/run/docker.sock]")
-    .option("--docker-root <dir>", "Docker's data root (volumes live in <root>/volumes)", "/var/lib/docker")
-    .option(
-      "--volume-prefix <dir>",
-      "where named volumes are on this host [env BACKREST_VOLUME_PREFIX, default <docker-root>/volumes]",
-    )
-    .option("--exclude-bind-mounts", "back up named volumes only")
-    .option("--include-project-name", "plan ids and paths include the compose project")
-    .option(
-      "--only-label <key[=value]>",
-      "only containers that also carry this label (repeatable)",
-      collect,
-      [],
-    )
-    .option(
-      "--default-retention <spec>",
-      "keep spec for workloads without backrest.keep [env BACKREST_DEFAULT_RETENTION, default daily=7,weekly=4]",
-    );
-}
-
-/** reconcile, daemon and status: the Backrest config and how plans are made. */
-function planFlags(command: Command): Command {
-  return engineFlags(command)
-    .option(
-      "--config <file>",
-      "Backrest's config.json [env BACKREST_CONFIG, default /etc/backrest/config.json]",
-    )
-    .option("--default-repo <id>", "repository for plans without backrest.repo (default: the config's first)")
-    .option("--default-schedule <cron>", "schedule for plans without backrest.schedule", "0 2 * * *")
-    .option(
-      "--plan-id-prefix <prefix>",
-      "prefix of every plan id the sidecar owns [env BACKREST_PLAN_ID_PREFIX, default backrest_sidecar_]",
-    );
-}
-
-function reconcileFlags(command: Command): Command {
-  return planFlags(command)
-    .option("--apply", "restart --backrest-container when the config changed")
-    .option("--backrest-container <name>", "the Backrest container to restart", "backrest")
-    .option("--reload-cmd <command>", "run this (sh -c) instead of restarting Backrest")
-    .option("--keep-orphans", "keep our plans whose containers are gone")
-    .option("--dry-run", "write nothing; log each rendered plan (exit 2)")
-    .option("--metrics-listen <host:port>", "serve Prometheus counters at /metrics");
-}
-
-/** backup-once and restore: the engine's flags, restic's settings, how containers are stopped. */
-function backupFlags(command: Command): Command {
-  return engineFlags(command)
-    .option("--rcb-env-file <file>", "RESTIC_* settings (docker --env-file syntax)")
-    .option("--stop-timeout <seconds>", "docker stop --time", "10")
-    .option("--volumes-root <dir>", "where the native engine mounts volumes (rcb's layout)", "/volumes")
-    .option(
-      "--state-dir <dir>",
-      "journals and locks [env BACKREST_SIDECAR_STATE_DIR, default /var/lib/backrest-sidecar]",
-    );
-}
-
-/** restore and verify name workloads, also by plan id. */
-function planIdPrefixFlag(command: Command): Command {
-  return command.option(
-    "--plan-id-prefix <prefix>",
-    "prefix of plan ids, to find a workload by its plan id [env BACKREST_PLAN_ID_PREFIX, default backrest_sidecar_]",
-  );
-}
-
-/** What restore and verify start from: the engine, restic's settings, the labelled containers. */
-async function resticWorld(flags: Flags) {
-  const { resticEnvironment } = await import("../backrest-sidecar/restic.js");
-  const { listWorkloads } = await import("../backrest-sidecar/workloads.js");
-  const client = await docker(flags);
-  const env = await resticEnvironment(flags.rcbEnvFile);
-  return { client, env, workloads: await listWorkloads(client, flags.onlyLabel) };
-}
-
-function stateDir(flags: Flags): string {
-  return flags.stateDir ?? process.env.BACKREST_SIDECAR_STATE_DIR ?? "/var/lib/backrest-sidecar";
+async function docker(flags: Flags) {
+  const { dockerClient } = await import("../system/docker.js");
+  return dockerClient(flags.dockerSock);
 }
 
 /** Work that SIGINT/SIGTERM/SIGHUP stop at a safe point (logged; the run then exits 128+N). */
@@ -145,73 +52,13 @@ async function interruptibly<T>(
   );
 }
 
-/** The same defaults for every subcommand: flags beat environment variables, which beat defaults. */
-function volumePrefix(flags: Flags): string {
-  return (
-    flags.volumePrefix ?? process.env.BACKREST_VOLUME_PREFIX ?? path.posix.join(flags.dockerRoot, "volumes")
-  );
-}
-
-/** A default that is wrong is wrong for every container: one error naming the flag, before anything. */
-function checked<T>(flag: string, value: string, check: (value: string) => T): string {
-  try {
-    check(value);
-  } catch (error) {
-    throw new ConfigError(`${flag} ${value}: ${(error as Error).message}`);
-  }
-  return value;
-}
-
-function defaultRetention(flags: Flags): string {
-  const spec = flags.defaultRetention ?? process.env.BACKREST_DEFAULT_RETENTION ?? "daily=7,weekly=4";
-  return checked("--default-retention", spec, parseKeep);
-}
-
-/** Plans with this prefix are ours (replaced, removed as orphans): it may not be empty. */
-function planIdPrefix(flags: Flags): string {
-  const prefix = flags.planIdPrefix ?? process.env.BACKREST_PLAN_ID_PREFIX ?? "backrest_sidecar_";
-  if (!/^[A-Za-z0-9_.-]+$/.test(prefix))
-    throw new ConfigError(
-      `--plan-id-prefix '${prefix}': expected letters, digits, '_', '.' or '-' (and not empty: it marks the plans the sidecar owns)`,
-    );
-  return prefix;
-}
-
-function reconcileOptions(flags: Flags): ReconcileOptions {
-  const env = process.env;
-  return {
-    config: flags.config ?? env.BACKREST_CONFIG ?? "/etc/backrest/config.json",
-    plan: {
-      prefix: planIdPrefix(flags),
-      includeProject: Boolean(flags.includeProjectName),
-      excludeBindMounts: Boolean(flags.excludeBindMounts),
-      volumePrefix: volumePrefix(flags),
-      defaultRepo: flags.defaultRepo,
-      defaultSchedule: checked("--default-schedule", flags.defaultSchedule, backrestCron),
-      defaultRetention: defaultRetention(flags),
-    },
-    dryRun: Boolean(flags.dryRun),
-    apply: Boolean(flags.apply),
-    backrestContainer: flags.backrestContainer,
-    reloadCmd: flags.reloadCmd,
-    keepOrphans: Boolean(flags.keepOrphans),
-    onlyLabels: flags.onlyLabel,
-  };
-}
-
-/** "60s", "5m", "1h" or plain seconds. */
-function parseInterval(value: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(value.trim());
-  if (!match) throw new ConfigError(`--interval ${value}: expected e.g. 60s, 5m, 1h`);
-  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"] as number;
-  const ms = Number(match[1]) * factor;
-  if (ms < 1000) throw new ConfigError(`--interval ${value}: at least 1s`);
-  return ms;
-}
-
-async function docker(flags: Flags) {
-  const { dockerClient } = await import("../system/docker.js");
-  return dockerClient(flags.dockerSock);
+/** What restore and verify start from: the engine, restic's settings, the labelled containers. */
+async function resticWorld(flags: Flags) {
+  const { resticEnvironment } = await import("../backrest-sidecar/host-backup/restic.js");
+  const { listWorkloads } = await import("../backrest-sidecar/workloads/discover.js");
+  const client = await docker(flags);
+  const env = await resticEnvironment(flags.rcbEnvFile);
+  return { client, env, workloads: await listWorkloads(client, flags.onlyLabel) };
 }
 
 /** The metrics server, if asked for; closed when the command is done. */
@@ -220,7 +67,7 @@ async function withMetrics<T>(
   work: (metrics: SidecarMetrics | undefined) => Promise<T>,
 ): Promise<T> {
   if (!flags.metricsListen) return work(undefined);
-  const { SidecarMetrics } = await import("../backrest-sidecar/metrics.js");
+  const { SidecarMetrics } = await import("../backrest-sidecar/plans/metrics.js");
   const metrics = new SidecarMetrics();
   const server = await metrics.listen(flags.metricsListen);
   try {
@@ -231,46 +78,20 @@ async function withMetrics<T>(
   }
 }
 
-export async function main(argv: string[]): Promise<number> {
-  const log = createLogger({ name: "backrest-sidecar", pretty: false });
-  const { print, error } = output("backrest-sidecar");
-  let status = 0;
-  /** `recover` (and `backup-once --recover`): exit 75 while a journal waits for its filesystem. */
-  const recover = async (flags: Flags): Promise<number> => {
-    const { recoverAll } = await import("../backrest-sidecar/recover.js");
-    const client = await docker(flags);
-    const done = await interruptibly(log, "recover", (signal) =>
-      recoverAll(client, stateDir(flags), log, signal),
-    );
-    const started = done.started.length > 0 ? ` (${done.started.join(", ")})` : "";
-    print(
-      `removed ${done.removed} snapshot(s) of crashed runs; finished ${done.restores} interrupted restore(s); started ${done.started.length} container(s) left stopped${started}`,
-    );
-    for (const waiting of done.waiting)
-      error(`${waiting.journal}: its filesystem ${waiting.uuid} is not attached; kept for a later recover`);
-    return done.waiting.length > 0 ? 75 : 0;
-  };
-  const program = newProgram(
-    "backrest-sidecar",
-    "Docker labels -> Backrest plans; a daemon on Docker events; one-shot backups with quiesce and per-workload retention.",
-  ).addHelpText(
-    "after",
-    "\nExit status: 0 done, 2 nothing to change (or --dry-run), 3 some containers or workloads failed, 1 fatal.",
-  );
-
+function reconcileCommand(program: Command, ctx: Context): void {
   reconcileFlags(
     program
       .command("reconcile", { isDefault: true })
       .description("upsert the labelled containers' plans once (the default)"),
   ).action(async (flags: Flags) => {
-    const { reconcile } = await import("../backrest-sidecar/reconcile.js");
+    const { reconcile } = await import("../backrest-sidecar/plans/reconcile.js");
     const client = await docker(flags);
-    status = await withMetrics(
-      flags,
-      async (metrics) => (await reconcile(client, reconcileOptions(flags), log, metrics)).status,
-    );
+    const options = await reconcileOptions(flags, client, ctx.log);
+    ctx.exit(await withMetrics(flags, async (m) => (await reconcile(client, options, ctx.log, m)).status));
   });
+}
 
+function daemonCommand(program: Command, ctx: Context): void {
   reconcileFlags(
     program
       .command("daemon")
@@ -279,20 +100,76 @@ export async function main(argv: string[]): Promise<number> {
     .option("--interval <duration>", "time between reconciles (60s, 5m, ...)", "60s")
     .option("--with-events", "also reconcile shortly after container create/destroy/start/die/rename")
     .action(async (flags: Flags) => {
-      const { runDaemon } = await import("../backrest-sidecar/daemon.js");
+      const { runDaemon } = await import("../backrest-sidecar/plans/daemon.js");
       const client = await docker(flags);
       const timing = { intervalMs: parseInterval(flags.interval), withEvents: Boolean(flags.withEvents) };
-      status = await withMetrics(flags, (metrics) =>
-        runDaemon(client, reconcileOptions(flags), timing, log, metrics),
-      );
+      const options = await reconcileOptions(flags, client, ctx.log);
+      ctx.exit(await withMetrics(flags, (m) => runDaemon(client, options, timing, ctx.log, m)));
     });
+}
 
-  backupFlags(
-    program
-      .command("backup-once")
-      .description(
-        "dump databases, stop quiesced containers only for btrfs snapshots (or for the backup), back up, start them again, forget per backrest.keep",
-      ),
+function statusCommand(program: Command, ctx: Context): void {
+  planFlags(
+    program.command("status").description("each labelled container, its plan id, and why a plan was skipped"),
+  )
+    .option("--json", "machine-readable output")
+    .action(async (flags: Flags & { json?: boolean }) => {
+      const { sidecarStatus, formatStatus } = await import("../backrest-sidecar/plans/status.js");
+      const client = await docker(flags);
+      const rows = await sidecarStatus(client, await reconcileOptions(flags, client, ctx.log));
+      ctx.out.print(flags.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
+    });
+}
+
+/** `recover` (and `backup-once --recover`): exit 75 while a journal waits for its filesystem. */
+async function recover(flags: Flags, ctx: Context): Promise<number> {
+  const { recoverAll } = await import("../backrest-sidecar/host-backup/recover.js");
+  const client = await docker(flags);
+  const done = await interruptibly(ctx.log, "recover", (signal) =>
+    recoverAll(client, stateDir(flags), ctx.log, signal),
+  );
+  const started = done.started.length > 0 ? ` (${done.started.join(", ")})` : "";
+  ctx.out.print(
+    `removed ${done.removed} snapshot(s) of crashed runs; finished ${done.restores} interrupted restore(s); started ${done.started.length} container(s) left stopped${started}`,
+  );
+  for (const waiting of done.waiting)
+    ctx.out.error(
+      `${waiting.journal}: its filesystem ${waiting.uuid} is not attached; kept for a later recover`,
+    );
+  return done.waiting.length > 0 ? 75 : 0;
+}
+
+/**
+ * What backup-once learns from Backrest, when one is named: its repositories (for workloads'
+ * repository defaults) and its instance id (the `created-by:` tag). Backrest being away never
+ * stops a backup: the snapshots are then made without `created-by:`, and a warning says so.
+ */
+async function backrestFacts(flags: Flags, ctx: Context) {
+  const target = backrestTarget(flags);
+  if (target === undefined) return { repos: [], instance: undefined };
+  const { instanceId, repoIds } = await import("../backrest-sidecar/backrest/store.js");
+  const store = await configStore(target, flags, await docker(flags), ctx.log);
+  try {
+    const config = await store.read();
+    return { repos: repoIds(config), instance: instanceId(config) };
+  } catch (error) {
+    ctx.log.warn(
+      { action: "backrest.unavailable", config: store.where, err: (error as Error).message },
+      "cannot read Backrest's config; snapshots are not tagged created-by, so Backrest will not list them under the plans",
+    );
+    return { repos: [], instance: undefined };
+  }
+}
+
+function backupOnceCommand(program: Command, ctx: Context): void {
+  backrestFlags(
+    backupFlags(
+      program
+        .command("backup-once")
+        .description(
+          "dump databases, stop quiesced containers only for btrfs snapshots (or for the backup), back up, start them again, forget per backrest.keep",
+        ),
+    ),
   )
     .option(
       "--rcb-image <image>",
@@ -327,18 +204,21 @@ export async function main(argv: string[]): Promise<number> {
     .option("--recover", "only clean up after crashed runs (as the recover subcommand), then exit")
     .action(async (flags: Flags) => {
       if (flags.recover) {
-        status = await recover(flags);
+        ctx.exit(await recover(flags, ctx));
         return;
       }
-      const { backupOnce } = await import("../backrest-sidecar/backup-once.js");
-      const { formatReport } = await import("../backrest-sidecar/report.js");
+      const { backupOnce } = await import("../backrest-sidecar/host-backup/backup-once.js");
+      const { formatReport } = await import("../backrest-sidecar/host-backup/report.js");
+      const { listWorkloads } = await import("../backrest-sidecar/workloads/discover.js");
       const client = await docker(flags);
       const stopTimeoutSeconds = parseSeconds(flags.stopTimeout, "--stop-timeout");
-      const workloads = await (await import("../backrest-sidecar/workloads.js")).listWorkloads(
-        client,
-        flags.onlyLabel,
+      const backrest = await backrestFacts(flags, ctx);
+      const settings = await settingsDefaults(
+        { ...flags, defaultSchedule: DEFAULT_SCHEDULE },
+        backrest.repos,
       );
-      const result = await interruptibly(log, "backup", (signal) =>
+      const workloads = await listWorkloads(client, flags.onlyLabel);
+      const result = await interruptibly(ctx.log, "backup", (signal) =>
         backupOnce(
           client,
           workloads,
@@ -352,22 +232,25 @@ export async function main(argv: string[]): Promise<number> {
             rcbNetwork: flags.rcbNetwork,
             volumesRoot: flags.volumesRoot,
             volumePrefix: volumePrefix(flags),
-            defaultRetention: defaultRetention(flags),
+            settings,
+            backrest: { planIdPrefix: planIdPrefix(flags), instance: backrest.instance },
             snapshotMode: flags.snapshot as "auto" | "btrfs" | "off",
             stateDir: stateDir(flags),
             reportFile: flags.report,
             metricsFile: flags.metricsFile,
             notifyUrls: flags.notifyUrl,
             noForget: !flags.forget,
-            onReport: (report) => print(formatReport(report)),
+            onReport: (report) => ctx.out.print(formatReport(report)),
             signal,
           },
-          log,
+          ctx.log,
         ),
       );
-      status = result.status;
+      ctx.exit(result.status);
     });
+}
 
+function restoreCommand(program: Command, ctx: Context): void {
   planIdPrefixFlag(
     backupFlags(
       program
@@ -381,9 +264,9 @@ export async function main(argv: string[]): Promise<number> {
     .option("--snapshot <id>", "the snapshot (of its volumes or its dump), or latest", "latest")
     .option("--dry-run", "list what would be replaced, change nothing")
     .action(async (name: string, flags: Flags & { snapshot: string; dryRun?: boolean }) => {
-      const { restoreWorkload } = await import("../backrest-sidecar/restore.js");
+      const { restoreWorkload, restoreOutcome } = await import("../backrest-sidecar/host-backup/restore.js");
       const { client, env, workloads } = await resticWorld(flags);
-      const steps = await interruptibly(log, "restore", (signal) =>
+      const steps = await interruptibly(ctx.log, "restore", (signal) =>
         restoreWorkload(
           client,
           workloads,
@@ -400,23 +283,17 @@ export async function main(argv: string[]): Promise<number> {
             stateDir: stateDir(flags),
             restic: { env, signal },
           },
-          log,
+          ctx.log,
         ),
       );
-      for (const step of steps) {
-        const verb =
-          step.status === "planned" ? "would replace" : step.status === "done" ? "replaced" : "FAILED";
-        print(
-          `${verb} ${step.what} ${step.target} from ${step.snapshot}:${step.from}${step.error ? `: ${step.error}` : ""}`,
-        );
-      }
-      const failed = steps.filter((s) => s.status === "failed");
-      if (failed.length > 0) {
-        for (const step of failed) error(`not restored: ${step.what} ${step.target}: ${step.error}`);
-        status = failed.length === steps.length ? 1 : 3;
-      }
+      const outcome = restoreOutcome(steps);
+      for (const line of outcome.lines) ctx.out.print(line);
+      for (const line of outcome.failures) ctx.out.error(line);
+      ctx.exit(outcome.status);
     });
+}
 
+function verifyCommand(program: Command, ctx: Context): void {
   planIdPrefixFlag(
     engineFlags(
       program
@@ -435,9 +312,11 @@ export async function main(argv: string[]): Promise<number> {
       os.tmpdir(),
     )
     .action(async (names: string[], flags: Flags & { scratchDir: string }) => {
-      const { verifyWorkloads, formatVerify } = await import("../backrest-sidecar/verify.js");
+      const { verifyWorkloads, formatVerify, verifyStatus } = await import(
+        "../backrest-sidecar/host-backup/verify.js"
+      );
       const { client, env, workloads } = await resticWorld(flags);
-      const results = await interruptibly(log, "verify", (signal) =>
+      const results = await interruptibly(ctx.log, "verify", (signal) =>
         verifyWorkloads(
           client,
           workloads,
@@ -450,14 +329,15 @@ export async function main(argv: string[]): Promise<number> {
             scratchDir: flags.scratchDir,
             restic: { env, signal },
           },
-          log,
+          ctx.log,
         ),
       );
-      print(formatVerify(results));
-      const failed = results.filter((r) => r.status === "failed").length;
-      status = failed === 0 ? 0 : failed === results.length ? 1 : 3;
+      ctx.out.print(formatVerify(results));
+      ctx.exit(verifyStatus(results));
     });
+}
 
+function recoverCommand(program: Command, ctx: Context): void {
   engineFlags(program.command("recover"))
     .description(
       "after a crash: remove backup-once's btrfs snapshots, finish interrupted restores, start containers left stopped",
@@ -467,19 +347,36 @@ export async function main(argv: string[]): Promise<number> {
       "journals and locks [env BACKREST_SIDECAR_STATE_DIR, default /var/lib/backrest-sidecar]",
     )
     .action(async (flags: Flags) => {
-      status = await recover(flags);
+      ctx.exit(await recover(flags, ctx));
     });
+}
 
-  planFlags(
-    program.command("status").description("each labelled container, its plan id, and why a plan was skipped"),
-  )
-    .option("--json", "machine-readable output")
-    .action(async (flags: Flags & { json?: boolean }) => {
-      const { sidecarStatus, formatStatus } = await import("../backrest-sidecar/status.js");
-      const rows = await sidecarStatus(await docker(flags), reconcileOptions(flags));
-      print(flags.json ? JSON.stringify(rows, null, 2) : formatStatus(rows));
-    });
-
+export async function main(argv: string[]): Promise<number> {
+  let status = 0;
+  const ctx: Context = {
+    log: createLogger({ name: "backrest-sidecar", pretty: false }),
+    out: output("backrest-sidecar"),
+    exit: (code) => {
+      status = code;
+    },
+  };
+  const program = newProgram(
+    "backrest-sidecar",
+    "Docker labels -> Backrest plans; a daemon on Docker events; one-shot backups with quiesce and per-workload retention.",
+  ).addHelpText(
+    "after",
+    "\nExit status: 0 done, 2 nothing to change (or --dry-run), 3 some containers or workloads failed, 1 fatal.",
+  );
+  for (const subcommand of [
+    reconcileCommand,
+    daemonCommand,
+    backupOnceCommand,
+    restoreCommand,
+    verifyCommand,
+    recoverCommand,
+    statusCommand,
+  ])
+    subcommand(program, ctx);
   await program.parseAsync(argv, { from: "user" });
   return status;
 }

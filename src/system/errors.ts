@@ -15,6 +15,8 @@ export const ERROR_EXIT_CODES = {
   LOCKED: 75,
   /** Not possible yet, try again later (sysexits EX_TEMPFAIL): e.g. a filesystem is not attached. */
   TEMPORARY: 75,
+  /** A service we need (a Backrest API, say) does not answer, or answers with its own failure. */
+  UNAVAILABLE: 1,
   MOUNT_FAILED: 125,
   /** A failure of snapshotter, which exits like GNU tar (its 1 means "some files changed"). */
   FAILED: 2,

@@ -1,0 +1,216 @@
+import path from "node:path";
+import { backrestCron, type CronSchedule } from "../backrest/cron.js";
+import { selectMounts, type Workload, type WorkloadMount } from "../workloads/discover.js";
+import { parseKeep } from "../workloads/keep.js";
+import { LABEL, splitCsv } from "../workloads/labels.js";
+import { workloadPlanId } from "../workloads/plan-id.js";
+import type { RepoDefaultsFile } from "../workloads/repo-defaults.js";
+import { workloadSettings } from "../workloads/settings.js";
+
+/** A plan in the seed's config model (the sidecar's own format). */
+export interface SidecarPlan {
+  id: string;
+  repo: string;
+  schedule: string;
+  sources: string[];
+  exclude?: string[];
+  hooks?: { pre?: string[]; post?: string[] };
+  retention?: { spec: string };
+  /** Notification targets (shoutrrr URLs or http(s) endpoints), told of start, success and error. */
+  notify?: string[];
+  /** A healthchecks.io check URL: pinged at start, on success and on failure. */
+  healthchecks?: string;
+}
+
+export interface PlanOptions {
+  prefix: string;
+  includeProject: boolean;
+  excludeBindMounts: boolean;
+  /** Where named volumes live on the host: `<prefix>/<name>/_data`. */
+  volumePrefix: string;
+  defaultRepo: string | undefined;
+  defaultSchedule: string;
+  defaultRetention: string;
+  /** `--repo-defaults`: schedule, keep spec, hooks and notifications per repository. */
+  repoDefaults?: RepoDefaultsFile | undefined;
+  /** Repository ids the config declares. */
+  repos: readonly string[];
+}
+
+export interface PlanProblem {
+  planId: string;
+  containers: string[];
+  message: string;
+}
+
+export interface PlanSet {
+  /** Plans to write, by id. */
+  plans: Map<string, { plan: SidecarPlan; containers: string[] }>;
+  /** Ids whose containers have a problem: their existing plan (if any) is left as it is. */
+  errors: PlanProblem[];
+  /** Ids skipped on purpose (unknown repository): their existing plan is left as it is. */
+  skipped: PlanProblem[];
+  warnings: PlanProblem[];
+}
+
+/** The host path of a mount: a bind's source, a named volume's `_data` under the volume prefix. */
+export function mountHostPath(mount: WorkloadMount, volumePrefix: string): string | undefined {
+  if (mount.type === "bind") return mount.source;
+  if (mount.type === "volume" && mount.name) return path.posix.join(volumePrefix, mount.name, "_data");
+  return undefined;
+}
+
+/** A container path rewritten to the host through the mount it lies in (the deepest one). */
+export function hostPathOf(
+  containerPath: string,
+  mounts: readonly WorkloadMount[],
+  volumePrefix: string,
+): string | undefined {
+  const clean = path.posix.normalize(containerPath).replace(/\/+$/, "") || "/";
+  const inside = mounts
+    .filter((m) => clean === m.destination || clean.startsWith(`${m.destination.replace(/\/$/, "")}/`))
+    .sort((a, b) => b.destination.length - a.destination.length);
+  for (const mount of inside) {
+    const host = mountHostPath(mount, volumePrefix);
+    if (host !== undefined) return path.posix.join(host, path.posix.relative(mount.destination, clean));
+  }
+  return undefined;
+}
+
+interface Draft {
+  plan: SidecarPlan;
+  project: string | undefined;
+  container: string;
+  warnings: string[];
+}
+
+/** One container's plan, or the reason it has none. */
+function draftFor(workload: Workload, options: PlanOptions): Draft | { id: string; error: string } {
+  const labels = workload.labels;
+  const project = labels[LABEL.project];
+  const id = workloadPlanId(workload, options.prefix, options.includeProject);
+  const warnings: string[] = [];
+  const rewrite = (containerPath: string, what: string) => {
+    if (!path.posix.isAbsolute(containerPath))
+      throw new Error(`${what} path '${containerPath}' is not absolute`);
+    const host = hostPathOf(containerPath, workload.mounts, options.volumePrefix);
+    if (host === undefined) {
+      warnings.push(`${what} path ${containerPath} is in no mount of ${workload.name}; kept as a host path`);
+      return path.posix.normalize(containerPath);
+    }
+    return host;
+  };
+  try {
+    const include = splitCsv(labels[LABEL.include]);
+    const sources =
+      include.length > 0
+        ? include.map((p) => rewrite(p, "backrest.paths.include"))
+        : selectMounts(workload, options.excludeBindMounts).flatMap(
+            (m) => mountHostPath(m, options.volumePrefix) ?? [],
+          );
+    if (sources.length === 0) {
+      throw new Error(`no sources: no backrest.paths.include and no bind or volume mount to back up`);
+    }
+    const exclude = splitCsv(labels[LABEL.exclude]).map((p) => rewrite(p, "backrest.paths.exclude"));
+    const settings = workloadSettings(workload, options);
+    if (settings.problems.length > 0) throw new Error(settings.problems.join("; "));
+    let schedule: CronSchedule;
+    try {
+      schedule = backrestCron(settings.schedule.value);
+    } catch (error) {
+      throw new Error(`${settings.schedule.source}: ${(error as Error).message}`);
+    }
+    if (schedule.translated) warnings.push(`${LABEL.schedule}: ${schedule.translated}`);
+    if (schedule.bothDays)
+      warnings.push(
+        `${LABEL.schedule} '${schedule.cron}' restricts day of month and day of week: Backrest runs it only on days that match both (classic cron: either)`,
+      );
+    try {
+      parseKeep(settings.keep.value);
+    } catch (error) {
+      throw new Error(`${settings.keep.source}: ${(error as Error).message}`);
+    }
+    const { pre, post, notify, healthchecks } = settings;
+    const plan: SidecarPlan = {
+      id,
+      repo: settings.repo,
+      schedule: schedule.cron,
+      sources: [...new Set(sources)].sort(),
+      ...(exclude.length > 0 ? { exclude: [...new Set(exclude)].sort() } : {}),
+      ...(pre.length > 0 || post.length > 0
+        ? { hooks: { ...(pre.length > 0 ? { pre } : {}), ...(post.length > 0 ? { post } : {}) } }
+        : {}),
+      retention: { spec: settings.keep.value },
+      ...(notify.length > 0 ? { notify } : {}),
+      ...(healthchecks ? { healthchecks } : {}),
+    };
+    return { plan, project, container: workload.name, warnings };
+  } catch (error) {
+    return { id, error: (error as Error).message };
+  }
+}
+
+/**
+ * Every labelled container's plan. Replicas of one service share a plan (the union of their
+ * sources); two projects landing on one id is an error, never a silent overwrite.
+ */
+export function buildPlans(workloads: readonly Workload[], options: PlanOptions): PlanSet {
+  const result: PlanSet = { plans: new Map(), errors: [], skipped: [], warnings: [] };
+  const drafts = new Map<string, Draft[]>();
+  const failed = new Map<string, PlanProblem>();
+  const byName = [...workloads].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const workload of byName) {
+    const draft = draftFor(workload, options);
+    if ("error" in draft) {
+      const known = failed.get(draft.id);
+      if (known) known.containers.push(workload.name);
+      else failed.set(draft.id, { planId: draft.id, containers: [workload.name], message: draft.error });
+      continue;
+    }
+    for (const warning of draft.warnings)
+      result.warnings.push({ planId: draft.plan.id, containers: [draft.container], message: warning });
+    drafts.set(draft.plan.id, [...(drafts.get(draft.plan.id) ?? []), draft]);
+  }
+  for (const [id, group] of drafts) {
+    if (failed.has(id)) continue;
+    const projects = [...new Set(group.map((d) => d.project ?? "(none)"))];
+    const first = group[0] as Draft;
+    const containers = group.map((d) => d.container);
+    if (projects.length > 1) {
+      result.errors.push({
+        planId: id,
+        containers,
+        message: `containers ${containers.join(" and ")} of different projects (${projects.join(", ")}) map to plan ${id}; use --include-project-name`,
+      });
+      continue;
+    }
+    if (!options.repos.includes(first.plan.repo)) {
+      result.skipped.push({
+        planId: id,
+        containers,
+        message: `repository '${first.plan.repo}' is not in the config; plan skipped (repositories are never created)`,
+      });
+      continue;
+    }
+    const plan: SidecarPlan = {
+      ...first.plan,
+      sources: [...new Set(group.flatMap((d) => d.plan.sources))].sort(),
+    };
+    const excludes = [...new Set(group.flatMap((d) => d.plan.exclude ?? []))].sort();
+    if (excludes.length > 0) plan.exclude = excludes;
+    if (first.plan.hooks) {
+      // $SELF is written into the hook, so it runs under sh with no SELF set: the container's name
+      // (Docker names are [a-zA-Z0-9_.-], safe unquoted), or every replica's for a shared plan.
+      const self = containers.join(" ");
+      const withSelf = (hooks: string[]) =>
+        hooks.map((hook) => hook.replaceAll(/\$\{SELF\}|\$SELF\b/g, self));
+      plan.hooks = {
+        ...(first.plan.hooks.pre ? { pre: withSelf(first.plan.hooks.pre) } : {}),
+        ...(first.plan.hooks.post ? { post: withSelf(first.plan.hooks.post) } : {}),
+      };
+    }
+    result.plans.set(id, { plan, containers });
+  }
+  for (const problem of failed.values()) result.errors.push(problem);
+  return result;
+}

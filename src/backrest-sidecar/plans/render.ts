@@ -1,0 +1,127 @@
+import { canonical } from "../backrest/canonical.js";
+import type { Json } from "../backrest/store.js";
+import { parseKeep } from "../workloads/keep.js";
+import { shoutrrrUrl } from "../workloads/notify.js";
+import type { SidecarPlan } from "./build.js";
+
+/** The plan fields the sidecar owns in Backrest's own config; any other field of a plan is kept. */
+export const MANAGED_KEYS = ["id", "repo", "paths", "excludes", "schedule", "retention", "hooks"] as const;
+
+/**
+ * Marks the hooks we write (a Go template comment: Backrest renders commands and notification
+ * templates through text/template, so it renders to nothing). Hooks a person added to one of our
+ * plans in Backrest's UI carry no mark and are kept.
+ */
+export const HOOK_MARK = "{{/* backrest-sidecar */}}";
+
+/** Backrest's default notification text, marked. */
+const NOTIFY_TEMPLATE = `${HOOK_MARK}{{ .Summary }}`;
+
+const NOTIFY_CONDITIONS = [
+  "CONDITION_SNAPSHOT_START",
+  "CONDITION_SNAPSHOT_SUCCESS",
+  "CONDITION_SNAPSHOT_ERROR",
+];
+
+/**
+ * Backrest's retention from a keep spec. `last` alone -> policyKeepLastN; buckets (with `last` as
+ * keepLastN) -> policyTimeBucketed; every count `unlimited` -> policyKeepAll. A spec Backrest
+ * cannot express (`within*`, or `unlimited` beside finite counts) becomes policyKeepAll with a
+ * warning: Backrest then forgets nothing the spec keeps (backup-once's own forget applies the
+ * whole spec), rather than forget what the label asked to keep.
+ */
+export function backrestRetention(spec: string, warn: (message: string) => void): Json | undefined {
+  const keep = parseKeep(spec);
+  // Keeping every last snapshot keeps them all, whatever else the spec says.
+  if (keep.counts.last === "unlimited") return { policyKeepAll: true };
+  const counts = Object.entries(keep.counts);
+  const unlimited = counts.filter(([, value]) => value === "unlimited").map(([key]) => key);
+  const inexpressible = [
+    ...Object.keys(keep.durations).map(
+      (key) => `${key}=${keep.durations[key as keyof typeof keep.durations]}`,
+    ),
+    ...(unlimited.length < counts.length ? unlimited.map((key) => `${key}=unlimited`) : []),
+  ];
+  if (inexpressible.length > 0) {
+    warn(
+      `keep ${inexpressible.join(", ")} has no Backrest retention equivalent; the plan keeps every snapshot (policyKeepAll) so that Backrest forgets nothing the spec keeps`,
+    );
+    return { policyKeepAll: true };
+  }
+  if (counts.length > 0 && unlimited.length === counts.length) return { policyKeepAll: true };
+  // Zero counts are left out, as Backrest writes them (protojson drops zero values): the plan
+  // then reads back from Backrest's own rewrite exactly as we wrote it.
+  const finite = new Map(counts.filter(([, value]) => value !== 0) as Array<[string, number]>);
+  const buckets = ["hourly", "daily", "weekly", "monthly", "yearly"].filter((key) => finite.has(key));
+  const last = finite.get("last");
+  if (buckets.length === 0) return last === undefined ? undefined : { policyKeepLastN: last };
+  const policy: Json = Object.fromEntries(buckets.map((key) => [key, finite.get(key)]));
+  if (last !== undefined) policy.keepLastN = last;
+  return { policyTimeBucketed: policy };
+}
+
+/** The hooks our labels make, each marked as ours (`marked` false: as we wrote them before marks). */
+export function planHooks(plan: SidecarPlan, marked = true): Json[] {
+  const mark = marked ? `\n${HOOK_MARK}` : "";
+  return [
+    ...(plan.hooks?.pre ?? []).map((command) => ({
+      conditions: ["CONDITION_SNAPSHOT_START"],
+      actionCommand: { command: `${command}${mark}` },
+      onError: "ON_ERROR_FATAL",
+    })),
+    ...(plan.hooks?.post ?? []).map((command) => ({
+      conditions: ["CONDITION_SNAPSHOT_END"],
+      actionCommand: { command: `${command}${mark}` },
+    })),
+    ...(plan.notify ?? []).map((url) => ({
+      conditions: NOTIFY_CONDITIONS,
+      actionShoutrrr: { shoutrrrUrl: shoutrrrUrl(url), template: NOTIFY_TEMPLATE },
+    })),
+    ...(plan.healthchecks
+      ? [
+          {
+            conditions: NOTIFY_CONDITIONS,
+            actionHealthchecks: { webhookUrl: plan.healthchecks, template: NOTIFY_TEMPLATE },
+          },
+        ]
+      : []),
+  ];
+}
+
+/**
+ * Whether an existing hook is ours: it carries our mark, or (written before hooks were marked) it
+ * is one of the hooks we would write now, unmarked.
+ */
+function ours(hook: unknown, legacy: ReadonlySet<string>): boolean {
+  if (typeof hook !== "object" || hook === null) return false;
+  return JSON.stringify(hook).includes(HOOK_MARK) || legacy.has(canonical(hook));
+}
+
+/** Our plan in Backrest's protojson shape, over the existing plan (unmanaged fields and others' hooks kept). */
+export function toBackrestPlan(
+  plan: SidecarPlan,
+  existing: Json | undefined,
+  warn: (message: string) => void,
+): Json {
+  const kept: Json = {};
+  for (const [key, value] of Object.entries(existing ?? {})) {
+    if (!(MANAGED_KEYS as readonly string[]).includes(key)) kept[key] = value;
+  }
+  const generated = planHooks(plan);
+  const legacy = new Set(planHooks(plan, false).map((hook) => canonical(hook)));
+  const others = (Array.isArray(existing?.hooks) ? (existing.hooks as unknown[]) : []).filter(
+    (hook) => !ours(hook, legacy),
+  ) as Json[];
+  const hooks = [...generated, ...others];
+  const retention = plan.retention ? backrestRetention(plan.retention.spec, warn) : undefined;
+  return {
+    id: plan.id,
+    repo: plan.repo,
+    paths: plan.sources,
+    ...(plan.exclude ? { excludes: plan.exclude } : {}),
+    schedule: { cron: plan.schedule, clock: "CLOCK_LOCAL" },
+    ...(retention ? { retention } : {}),
+    ...(hooks.length > 0 ? { hooks } : {}),
+    ...kept,
+  };
+}
