@@ -17,21 +17,37 @@ export function targetsOf(workload: Workload, settings: WorkloadSettings): Workl
   return { workload, notify: settings.notify, healthchecks: settings.healthchecks };
 }
 
-/** One request; a failure is a warning and never changes the run's status. */
+/**
+ * One request; a failure is a warning and never changes the run's status. Credentials in the URL
+ * go in an Authorization header (as shoutrrr's generic service sends them); no message names them.
+ */
 async function send(url: string, body: string | undefined, what: string, log: Logger): Promise<void> {
+  const target = new URL(url);
+  const user = decodeURIComponent(target.username);
+  const password = decodeURIComponent(target.password);
+  target.username = "";
+  target.password = "";
+  const headers: Record<string, string> = {
+    ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+    ...(user || password
+      ? { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` }
+      : {}),
+  };
   try {
-    const response = await fetch(url, {
+    const response = await fetch(target, {
       method: "POST",
-      ...(body !== undefined ? { headers: { "Content-Type": "application/json" }, body } : {}),
+      headers,
+      ...(body !== undefined ? { body } : {}),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     log.info({ action: "notify", what, url: redactUrl(url) }, "notification sent");
   } catch (error) {
-    log.warn(
-      { action: "notify.failed", what, url: redactUrl(url), err: (error as Error).message },
-      "cannot send a notification",
-    );
+    // Not the error's own message: fetch's can quote the URL.
+    const message = (error as Error).message;
+    const cause = (error as { cause?: { code?: string } }).cause?.code;
+    const err = message.startsWith("HTTP ") ? message : (cause ?? (error as Error).name);
+    log.warn({ action: "notify.failed", what, url: redactUrl(url), err }, "cannot send a notification");
   }
 }
 

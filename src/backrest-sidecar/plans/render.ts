@@ -60,17 +60,19 @@ export function backrestRetention(spec: string, warn: (message: string) => void)
   return { policyTimeBucketed: policy };
 }
 
-/** The hooks our labels make, each marked as ours (`marked` false: as we wrote them before marks). */
-export function planHooks(plan: SidecarPlan, marked = true): Json[] {
-  const mark = marked ? `\n${HOOK_MARK}` : "";
+/** The hooks our labels make, each marked as ours. */
+export function planHooks(plan: SidecarPlan): Json[] {
+  const mark = `\n${HOOK_MARK}`;
   return [
     ...(plan.hooks?.pre ?? []).map((command) => ({
       conditions: ["CONDITION_SNAPSHOT_START"],
       actionCommand: { command: `${command}${mark}` },
       onError: "ON_ERROR_FATAL",
     })),
+    // Also on ERROR: when a start hook fails fatally, Backrest fires ERROR but never END, and a
+    // container a pre hook stopped would stay stopped. (After a failed backup both fire.)
     ...(plan.hooks?.post ?? []).map((command) => ({
-      conditions: ["CONDITION_SNAPSHOT_END"],
+      conditions: ["CONDITION_SNAPSHOT_END", "CONDITION_SNAPSHOT_ERROR"],
       actionCommand: { command: `${command}${mark}` },
     })),
     ...(plan.notify ?? []).map((url) => ({
@@ -85,6 +87,21 @@ export function planHooks(plan: SidecarPlan, marked = true): Json[] {
           },
         ]
       : []),
+  ];
+}
+
+/** Our hooks as sidecars before marks wrote them (pre and post commands only), to replace them. */
+function legacyHooks(plan: SidecarPlan): Json[] {
+  return [
+    ...(plan.hooks?.pre ?? []).map((command) => ({
+      conditions: ["CONDITION_SNAPSHOT_START"],
+      actionCommand: { command },
+      onError: "ON_ERROR_FATAL",
+    })),
+    ...(plan.hooks?.post ?? []).map((command) => ({
+      conditions: ["CONDITION_SNAPSHOT_END"],
+      actionCommand: { command },
+    })),
   ];
 }
 
@@ -108,7 +125,7 @@ export function toBackrestPlan(
     if (!(MANAGED_KEYS as readonly string[]).includes(key)) kept[key] = value;
   }
   const generated = planHooks(plan);
-  const legacy = new Set(planHooks(plan, false).map((hook) => canonical(hook)));
+  const legacy = new Set(legacyHooks(plan).map((hook) => canonical(hook)));
   const others = (Array.isArray(existing?.hooks) ? (existing.hooks as unknown[]) : []).filter(
     (hook) => !ours(hook, legacy),
   ) as Json[];

@@ -7,6 +7,7 @@ import { spawnServer } from "../../rest-server/process.js";
 import { createLoopBtrfs } from "../../support/btrfs.js";
 import { ensureDatabaseImage } from "../../support/databases.js";
 import { htpasswdFile } from "../../support/htpasswd.js";
+import { httpSink } from "../../support/http-sink.js";
 import { resticClient } from "../../support/restic.js";
 import { freePort, type TestScope, useScope } from "../../support/scope.js";
 import { sidecar, world } from "../harness.js";
@@ -83,21 +84,13 @@ async function watchCommandLines<T>(work: () => Promise<T>): Promise<{ value: T;
 
 /** A local HTTP endpoint that keeps what is POSTed to it (for --notify-url). */
 async function notifyEndpoint(scope: TestScope) {
-  const bodies: string[] = [];
-  const server = createServer((request, response) => {
-    let body = "";
-    request.on("data", (chunk: Buffer) => {
-      body += chunk;
-    });
-    request.on("end", () => {
-      bodies.push(body);
-      response.end("ok");
-    });
-  });
-  const port = await freePort();
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  scope.defer("close the notify endpoint", () => new Promise((resolve) => server.close(resolve)));
-  return { url: `http://127.0.0.1:${port}/hook`, bodies };
+  const sink = await httpSink(scope);
+  return {
+    url: `${sink.base}/hook`,
+    get bodies() {
+      return sink.requests.map((r) => r.body);
+    },
+  };
 }
 
 const psql = (container: string, sql: string, db = "postgres") =>

@@ -195,7 +195,16 @@ describe("config formats", () => {
       actionCommand: { command: "sh -c 'docker stop stack-db-1'" },
       onError: "ON_ERROR_FATAL",
     };
-    const existing = { id: plan.id, skipIfUnchanged: true, paths: ["/old"], hooks: [legacyStop, uiHook] };
+    const legacyStart = {
+      conditions: ["CONDITION_SNAPSHOT_END"],
+      actionCommand: { command: "sh -c 'docker start stack-db-1'" },
+    };
+    const existing = {
+      id: plan.id,
+      skipIfUnchanged: true,
+      paths: ["/old"],
+      hooks: [legacyStop, uiHook, legacyStart],
+    };
     const rendered = toBackrestPlan(plan, existing, () => {});
     expect(rendered).toEqual({
       id: "backrest_sidecar_db",
@@ -211,7 +220,7 @@ describe("config formats", () => {
           onError: "ON_ERROR_FATAL",
         },
         {
-          conditions: ["CONDITION_SNAPSHOT_END"],
+          conditions: ["CONDITION_SNAPSHOT_END", "CONDITION_SNAPSHOT_ERROR"],
           actionCommand: { command: "sh -c 'docker start stack-db-1'\n{{/* backrest-sidecar */}}" },
         },
         uiHook,
