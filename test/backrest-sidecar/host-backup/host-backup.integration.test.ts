@@ -1,5 +1,4 @@
 import { readdir, readFile, stat, writeFile } from "node:fs/promises";
-import { createServer } from "node:http";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../../src/system/exec.js";
