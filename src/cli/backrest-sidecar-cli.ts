@@ -1,6 +1,8 @@
 import os from "node:os";
 import { type Command, Option } from "commander";
+import type Docker from "dockerode";
 import type { SidecarMetrics } from "../backrest-sidecar/plans/metrics.js";
+import type { ReconcileOptions } from "../backrest-sidecar/plans/reconcile.js";
 import { createLogger, type Logger } from "../system/log.js";
 import {
   backrestFlags,
@@ -18,6 +20,8 @@ import {
   reconcileFlags,
   reconcileOptions,
   settingsDefaults,
+  socketFlag,
+  socketPath,
   stateDir,
   volumePrefix,
 } from "./backrest-sidecar-flags.js";
@@ -99,13 +103,83 @@ function daemonCommand(program: Command, ctx: Context): void {
   )
     .option("--interval <duration>", "time between reconciles (60s, 5m, ...)", "60s")
     .option("--with-events", "also reconcile shortly after container create/destroy/start/die/rename")
+    .option(
+      "--quiesce-label <key=value>",
+      "with --socket: containers stopped for a snapshot plan's snapshot",
+      "restic-compose-backup.quiesce=true",
+    )
+    .option("--stop-timeout <seconds>", "with --socket: docker stop --time", "10")
+    .option(
+      "--state-dir <dir>",
+      "with --socket: journals and locks [env BACKREST_SIDECAR_STATE_DIR, default /var/lib/backrest-sidecar]",
+    )
     .action(async (flags: Flags) => {
       const { runDaemon } = await import("../backrest-sidecar/plans/daemon.js");
       const client = await docker(flags);
       const timing = { intervalMs: parseInterval(flags.interval), withEvents: Boolean(flags.withEvents) };
       const options = await reconcileOptions(flags, client, ctx.log);
-      ctx.exit(await withMetrics(flags, (m) => runDaemon(client, options, timing, ctx.log, m)));
+      const endpoint = await startEndpoint(flags, options, client, ctx);
+      try {
+        ctx.exit(await withMetrics(flags, (m) => runDaemon(client, options, timing, ctx.log, m)));
+      } finally {
+        await endpoint?.close();
+      }
     });
+}
+
+/**
+ * With --socket, the daemon answers Backrest's hooks: what crashed runs left is cleaned up first,
+ * then the endpoint serves; every minute, prepared plans whose backup Backrest says is over (a
+ * Backrest that was killed or restarted runs no end hook) are finished.
+ */
+async function startEndpoint(flags: Flags, options: ReconcileOptions, client: Docker, ctx: Context) {
+  const socket = options.plan.socket;
+  if (!socket) return undefined;
+  const { PlanSessions } = await import("../backrest-sidecar/host-backup/plan-session.js");
+  const { serveEndpoint } = await import("../backrest-sidecar/host-backup/endpoint.js");
+  const { recoverAll } = await import("../backrest-sidecar/host-backup/recover.js");
+  const { ApiConfigStore } = await import("../backrest-sidecar/backrest/api-store.js");
+  const { backupRunning } = await import("../backrest-sidecar/backrest/operations.js");
+  const state = stateDir(flags);
+  await recoverAll(client, state, ctx.log);
+  const common = {
+    planIdPrefix: options.plan.prefix,
+    includeProject: options.plan.includeProject,
+    onlyLabels: options.onlyLabels,
+  };
+  const sessions = new PlanSessions(
+    client,
+    {
+      ...common,
+      stateDir: state,
+      volumesRoot: options.plan.volumesRoot,
+      volumePrefix: options.plan.volumePrefix,
+      excludeBindMounts: options.plan.excludeBindMounts,
+      quiesceLabel: flags.quiesceLabel,
+      stopTimeoutSeconds: parseSeconds(flags.stopTimeout, "--stop-timeout"),
+    },
+    ctx.log,
+  );
+  const api = options.store instanceof ApiConfigStore ? options.store.api : undefined;
+  const endpoint = await serveEndpoint(
+    client,
+    sessions,
+    { ...common, socket, ...(api ? { backupRunning: (planId: string) => backupRunning(api, planId) } : {}) },
+    ctx.log,
+  );
+  const reaper = setInterval(() => {
+    endpoint
+      .reap(60_000)
+      .catch((error: Error) =>
+        ctx.log.error({ action: "session.reap-failed", err: error.message }, "cannot finish an idle plan"),
+      );
+  }, 30_000);
+  return {
+    close: async () => {
+      clearInterval(reaper);
+      await endpoint.close();
+    },
+  };
 }
 
 function statusCommand(program: Command, ctx: Context): void {
@@ -121,9 +195,24 @@ function statusCommand(program: Command, ctx: Context): void {
     });
 }
 
-/** `recover` (and `backup-once --recover`): exit 75 while a journal waits for its filesystem. */
+/**
+ * `recover` (and `backup-once --recover`): a running daemon finishes the snapshot plans it
+ * prepared for backups that are not running (Backrest killed mid-backup); then what dead runs
+ * left is cleaned up. Exit 75 while a journal waits for its filesystem.
+ */
 async function recover(flags: Flags, ctx: Context): Promise<number> {
   const { recoverAll } = await import("../backrest-sidecar/host-backup/recover.js");
+  const socket = socketPath(flags);
+  if (socket) {
+    const { askDaemonToRecover } = await import("../backrest-sidecar/host-backup/endpoint-client.js");
+    const finished = await askDaemonToRecover(socket);
+    if (finished === undefined)
+      ctx.out.print(`no sidecar answers at ${socket}; cleaning up what dead runs left`);
+    else
+      ctx.out.print(
+        `the sidecar at ${socket} finished ${finished.length} prepared plan(s)${finished.length > 0 ? ` (${finished.join(", ")})` : ""}`,
+      );
+  }
   const client = await docker(flags);
   const done = await interruptibly(ctx.log, "recover", (signal) =>
     recoverAll(client, stateDir(flags), ctx.log, signal),
@@ -338,7 +427,7 @@ function verifyCommand(program: Command, ctx: Context): void {
 }
 
 function recoverCommand(program: Command, ctx: Context): void {
-  engineFlags(program.command("recover"))
+  socketFlag(engineFlags(program.command("recover")))
     .description(
       "after a crash: remove backup-once's btrfs snapshots, finish interrupted restores, start containers left stopped",
     )

@@ -1,9 +1,10 @@
 import path from "node:path";
-import type { Command } from "commander";
+import { type Command, Option } from "commander";
 import type Docker from "dockerode";
 import type { ConfigStore } from "../backrest-sidecar/backrest/store.js";
 import type { ReconcileOptions } from "../backrest-sidecar/plans/reconcile.js";
 import type { SettingsDefaults } from "../backrest-sidecar/workloads/settings.js";
+import type { SnapshotMode } from "../backrest-sidecar/workloads/volumes.js";
 import { ConfigError, UsageError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 
@@ -45,6 +46,7 @@ export interface Flags {
   notifyUrl: string[];
   forget: boolean;
   recover?: boolean;
+  socket?: string;
 }
 
 export const DEFAULT_SCHEDULE = "0 2 * * *";
@@ -98,13 +100,41 @@ export function backrestFlags(command: Command): Command {
     );
 }
 
+/** The sidecar's endpoint for Backrest's hooks, and where snapshot plans' volumes are read. */
+export function socketFlag(command: Command): Command {
+  return command.option(
+    "--socket <path>",
+    "the sidecar's endpoint for Backrest's hooks, a Unix socket Backrest's container shares: with it, snapshot plans (btrfs) and dump plans (databases) [env BACKREST_SIDECAR_SOCKET]",
+  );
+}
+
 /** reconcile, daemon and status: the config and how plans are made. */
 export function planFlags(command: Command): Command {
-  return backrestFlags(engineFlags(command)).option(
-    "--default-schedule <cron>",
-    "schedule for plans without backrest.schedule",
-    DEFAULT_SCHEDULE,
-  );
+  return socketFlag(backrestFlags(engineFlags(command)))
+    .option("--default-schedule <cron>", "schedule for plans without backrest.schedule", DEFAULT_SCHEDULE)
+    .option(
+      "--volumes-root <dir>",
+      "where Backrest's restic reads snapshot plans' volumes (the sidecar mounts them there; shared with Backrest)",
+      "/volumes",
+    )
+    .addOption(
+      new Option(
+        "--snapshot <mode>",
+        "with --socket: auto (snapshot plans where all mounts are on btrfs), btrfs (required), off",
+      )
+        .choices(["auto", "btrfs", "off"])
+        .default("auto"),
+    );
+}
+
+/** `--socket`, else BACKREST_SIDECAR_SOCKET: an absolute path. */
+export function socketPath(flags: Flags): string | undefined {
+  const socket = flags.socket ?? process.env.BACKREST_SIDECAR_SOCKET;
+  if (socket !== undefined && !path.posix.isAbsolute(socket))
+    throw new ConfigError(
+      `--socket ${socket}: expected an absolute path (Backrest's hooks use it as written)`,
+    );
+  return socket || undefined;
 }
 
 export function reconcileFlags(command: Command): Command {
@@ -286,7 +316,10 @@ export async function reconcileOptions(flags: Flags, docker: Docker, log: Logger
       defaultSchedule: defaults.defaultSchedule,
       defaultRetention: defaults.defaultRetention,
       repoDefaults: defaults.repoDefaults,
+      socket: socketPath(flags),
+      volumesRoot: flags.volumesRoot,
     },
+    snapshot: flags.snapshot as SnapshotMode,
     dryRun: Boolean(flags.dryRun),
     keepOrphans: Boolean(flags.keepOrphans),
     onlyLabels: flags.onlyLabel,

@@ -12,7 +12,7 @@ export class ApiConfigStore implements ConfigStore {
   readonly kind = "api";
   readonly where: string;
 
-  constructor(private readonly api: BackrestApi) {
+  constructor(readonly api: BackrestApi) {
     this.where = api.where;
   }
 

@@ -11,22 +11,16 @@ import { forgetFlags, parseKeep } from "../workloads/keep.js";
 import { isTrue, LABEL } from "../workloads/labels.js";
 import { backedUp, databaseEngine, dumped, dumpPath, workloadPrefix } from "../workloads/layout.js";
 import { workloadPlanId } from "../workloads/plan-id.js";
+import { quiescedOf } from "../workloads/select.js";
 import { type SettingsDefaults, workloadSettings } from "../workloads/settings.js";
+import { type PlannedWorkload, planVolumes, type SnapshotMode } from "../workloads/volumes.js";
 import { dumpDatabase } from "./databases.js";
 import { notify, notifyWorkloads, pingStart, targetsOf, type WorkloadTargets } from "./notifications.js";
 import { recoverLocked } from "./recover.js";
 import { type RunReport, type WorkloadReport, writeMetricsFile } from "./report.js";
 import { type ResticContext, resticEnvironment, resticOptions } from "./restic.js";
 import { RunState } from "./run-state.js";
-import {
-  deleteSnapshots,
-  openSnapshotJournal,
-  type PlannedWorkload,
-  planVolumes,
-  type SnapshotMode,
-  SnapshotSet,
-  takeSnapshots,
-} from "./snapshots.js";
+import { deleteSnapshots, openSnapshotJournal, SnapshotSet, takeSnapshots } from "./snapshots.js";
 import { withStateLock } from "./state-lock.js";
 import { backUpVolumes } from "./volume-backup.js";
 
@@ -103,16 +97,6 @@ export function forgetPlans(workloads: readonly Workload[], options: BackupOnceO
     plans.push({ workload, flags, paths });
   }
   return plans;
-}
-
-/** Containers to stop: running, with the quiesce label (key=value). */
-function quiesced(workloads: readonly Workload[], label: string): Workload[] {
-  const equals = label.indexOf("=");
-  const key = equals < 0 ? label : label.slice(0, equals);
-  const value = equals < 0 ? "true" : label.slice(equals + 1);
-  return workloads.filter(
-    (w) => w.running && (value === "true" ? isTrue(w.labels[key]) : w.labels[key] === value),
-  );
 }
 
 /** The mount point the native engine needs; made (and removed afterwards) only if missing. */
@@ -338,7 +322,7 @@ async function backUpVolumesOf(run: Run, workloads: readonly Workload[]): Promis
   }
   if (planned.length === 0 && failed.length === 0 && dumped(workloads).length === 0)
     run.log.warn({ action: "backup.none" }, `no container has ${LABEL.volumes}=true; nothing to back up`);
-  const toStop = quiesced(workloads, options.quiesceLabel);
+  const toStop = quiescedOf(workloads, options.quiesceLabel);
   const fromSnapshots = planned.filter((p) => p.snapshot);
   const live = planned.filter((p) => !p.snapshot);
   const { snapshotWindow, liveWindow } = stopWindows(toStop, fromSnapshots, live);
@@ -445,7 +429,7 @@ export async function backupOnce(
           const image = options.rcbImage;
           await state.stopped(
             docker,
-            quiesced(workloads, options.quiesceLabel),
+            quiescedOf(workloads, options.quiesceLabel),
             stopOptions(r),
             log,
             async () => {

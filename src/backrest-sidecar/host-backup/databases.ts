@@ -129,10 +129,38 @@ export interface DumpResult {
 }
 
 /**
- * Dump every database with the container's own client through the engine's exec API, streamed
- * straight into `restic backup --stdin` (never a temp file). restic's standard input is ended only
- * once the client has exited 0 having printed something; otherwise restic is stopped before it
- * can save a snapshot, so a failed dump never becomes the latest backup.
+ * Every database dumped by the container's own client through the engine's exec API, as the
+ * client prints it (never a temp file). The end is reached only when the client exited 0 having
+ * printed something; otherwise the generator throws a DatabaseError naming why, after the bytes
+ * it printed, so a consumer never takes a failed dump for a whole one.
+ */
+export async function* dumpOutput(
+  docker: Docker,
+  workload: Workload,
+  engine: DatabaseEngine,
+): AsyncGenerator<Buffer> {
+  const dump = await execIn(docker, workload.id, await client(docker, workload.id, engine, "dump"), false);
+  let bytes = 0;
+  try {
+    for await (const chunk of dump.stdout) {
+      bytes += (chunk as Buffer).length;
+      yield chunk as Buffer;
+    }
+    const status = await dump.exitCode();
+    if (status !== 0 || bytes === 0) {
+      const why = status !== 0 ? `exited ${status}` : "printed nothing";
+      const detail = dump.stderr();
+      throw new DatabaseError(`the ${engine} dump of ${workload.name} ${why}${detail ? `: ${detail}` : ""}`);
+    }
+  } finally {
+    dump.close();
+  }
+}
+
+/**
+ * The dump streamed straight into `restic backup --stdin`. restic's standard input is ended only
+ * once the dump is whole; otherwise restic is stopped before it can save a snapshot, so a failed
+ * dump never becomes the latest backup.
  */
 export async function dumpDatabase(
   docker: Docker,
@@ -142,25 +170,22 @@ export async function dumpDatabase(
   restic: ResticContext,
   tags: readonly string[],
 ): Promise<DumpResult> {
-  const dump = await execIn(docker, workload.id, await client(docker, workload.id, engine, "dump"), false);
   const stop = new AbortController();
   let finished!: () => void;
   const resticDone = new Promise<void>((resolve) => {
     finished = resolve;
   });
   let bytes = 0;
+  const source = dumpOutput(docker, workload, engine);
   async function* output(): AsyncGenerator<Buffer> {
-    for await (const chunk of dump.stdout) {
-      bytes += (chunk as Buffer).length;
-      yield chunk as Buffer;
-    }
-    const status = await dump.exitCode();
-    if (status !== 0 || bytes === 0) {
-      const why = status !== 0 ? `exited ${status}` : "printed nothing";
-      const detail = dump.stderr();
-      stop.abort(
-        new DatabaseError(`the ${engine} dump of ${workload.name} ${why}${detail ? `: ${detail}` : ""}`),
-      );
+    try {
+      for await (const chunk of source) {
+        bytes += chunk.length;
+        yield chunk;
+      }
+    } catch (error) {
+      // Never end restic's input after a failure: stop restic, and wait until it is gone.
+      stop.abort(error);
       await resticDone;
     }
   }
@@ -182,7 +207,8 @@ export async function dumpDatabase(
     );
   } finally {
     finished();
-    dump.close();
+    // Closes the client's exec stream also when restic ended first (a signal).
+    await source.return(undefined).catch(() => {});
   }
   const result = summary.end();
   return { snapshotId: result?.snapshotId ?? "", bytes, dataAdded: result?.dataAdded ?? 0 };

@@ -3,17 +3,18 @@ import { type BtrfsLocation, topLevelPath } from "../../system/btrfs.js";
 import { ExecError, run } from "../../system/exec.js";
 import type { Logger } from "../../system/log.js";
 import { shellQuote } from "../../system/shell-quote.js";
+import type { PlannedWorkload } from "../workloads/volumes.js";
 import { type ResticContext, resticOptions, SummaryReader } from "./restic.js";
 import type { RunState } from "./run-state.js";
-import { type PlannedWorkload, type SubvolumeSnapshot, snapshotKey, topLevels } from "./snapshots.js";
+import { type SubvolumeSnapshot, snapshotKey, topLevels } from "./snapshots.js";
 
 /**
  * The bash lines that bind each mount of a workload read-only at `<prefix>/<destination>`: from
- * its btrfs snapshot (nested subvolumes' snapshots bound over their empty directories) or live.
- * The lines run in a private mount namespace over a private tmpfs at `scratch`, so nothing shows
- * on the host. A missing source ends the script before restic runs.
+ * its btrfs snapshot (nested subvolumes' snapshots bound over their empty directories, the
+ * filesystems' top levels mounted under `scratch` already) or live. A missing source ends the
+ * script before anything reads it.
  */
-export function bindScript(
+export function bindLines(
   planned: PlannedWorkload,
   prefix: string,
   scratch: string,
@@ -24,8 +25,7 @@ export function bindScript(
     if (!snapshot) throw new Error(`no snapshot of subvolume ${subvolume || "<top level>"} was taken`);
     return snapshot;
   };
-  const locations = planned.snapshot ? planned.sources.flatMap((s) => (s.location ? [s.location] : [])) : [];
-  const lines = topLevels(scratch, locations);
+  const lines: string[] = [];
   const bindRo = (from: string, to: string) => [
     `mount --bind ${from} ${to}`,
     `mount -o remount,bind,ro ${to}`,
@@ -52,8 +52,13 @@ export function bindScript(
   return lines;
 }
 
+/** The filesystems a workload's snapshots lie on (none when it is read live). */
+export function snapshotLocations(planned: PlannedWorkload): BtrfsLocation[] {
+  return planned.snapshot ? planned.sources.flatMap((s) => (s.location ? [s.location] : [])) : [];
+}
+
 /**
- * One workload's volumes into restic: its mounts bound as bindScript says, then `restic backup` of
+ * One workload's volumes into restic: its mounts bound as bindLines says, then `restic backup` of
  * `prefix`, so `forget --path <prefix>` keeps each workload's own history. Any mount that cannot be
  * made fails the workload before restic runs: no snapshot with data missing is ever made.
  */
@@ -76,7 +81,9 @@ export async function backUpVolumes(
   const tagFlags = tags.map((t) => `--tag ${shellQuote(t)}`).join(" ");
   const script = [
     "set -eu",
-    ...bindScript(planned, prefix, scratch, snapshots),
+    // A private tmpfs over the scratch dir and the top levels under it: nothing shows on the host.
+    ...topLevels(scratch, snapshotLocations(planned)),
+    ...bindLines(planned, prefix, scratch, snapshots),
     // exec: the process the abort signal stops is restic itself.
     `exec restic backup --json --quiet ${tagFlags} ${shellQuote(prefix)}`,
   ];

@@ -3,9 +3,11 @@ import { backrestCron, type CronSchedule } from "../backrest/cron.js";
 import { selectMounts, type Workload, type WorkloadMount } from "../workloads/discover.js";
 import { parseKeep } from "../workloads/keep.js";
 import { LABEL, splitCsv } from "../workloads/labels.js";
+import { dumpPath, workloadPrefix } from "../workloads/layout.js";
 import { workloadPlanId } from "../workloads/plan-id.js";
 import type { RepoDefaultsFile } from "../workloads/repo-defaults.js";
 import { workloadSettings } from "../workloads/settings.js";
+import type { PlanMode, WorkloadMode } from "./modes.js";
 
 /** A plan in the seed's config model (the sidecar's own format). */
 export interface SidecarPlan {
@@ -20,6 +22,14 @@ export interface SidecarPlan {
   notify?: string[];
   /** A healthchecks.io check URL: pinged at start, on success and on failure. */
   healthchecks?: string;
+  /** How Backrest backs it up (see PlanMode); live when absent. */
+  mode?: PlanMode;
+  /** Why it is live when it might not be (not on btrfs, --snapshot off, ...). */
+  modeReason?: string;
+  /** Snapshot and dump plans: the sidecar's endpoint their hooks call. */
+  socket?: string;
+  /** Dump plans: the file restic stores the dump as, `/databases/[<project>/]<service>/all.sql`. */
+  dumpFile?: string;
 }
 
 export interface PlanOptions {
@@ -35,6 +45,12 @@ export interface PlanOptions {
   repoDefaults?: RepoDefaultsFile | undefined;
   /** Repository ids the config declares. */
   repos: readonly string[];
+  /** Each workload's mode by container id (planModes); without it, every plan is live. */
+  modes?: ReadonlyMap<string, WorkloadMode> | undefined;
+  /** The sidecar's endpoint, for snapshot and dump plans' hooks. */
+  socket?: string | undefined;
+  /** Where snapshot plans' volumes are read: `<root>/[<project>/]<service>/<destination>`. */
+  volumesRoot: string;
 }
 
 export interface PlanProblem {
@@ -101,17 +117,29 @@ function draftFor(workload: Workload, options: PlanOptions): Draft | { id: strin
     return host;
   };
   try {
+    const mode = options.modes?.get(workload.id) ?? { mode: "live" as const };
+    if (mode.error) throw new Error(mode.error);
+    const prefix = workloadPrefix(workload, options.volumesRoot, options.includeProject);
     const include = splitCsv(labels[LABEL.include]);
     const sources =
-      include.length > 0
-        ? include.map((p) => rewrite(p, "backrest.paths.include"))
-        : selectMounts(workload, options.excludeBindMounts).flatMap(
-            (m) => mountHostPath(m, options.volumePrefix) ?? [],
-          );
-    if (sources.length === 0) {
+      mode.mode === "snapshot"
+        ? [prefix]
+        : mode.mode === "dump"
+          ? []
+          : include.length > 0
+            ? include.map((p) => rewrite(p, "backrest.paths.include"))
+            : selectMounts(workload, options.excludeBindMounts).flatMap(
+                (m) => mountHostPath(m, options.volumePrefix) ?? [],
+              );
+    if (sources.length === 0 && mode.mode !== "dump") {
       throw new Error(`no sources: no backrest.paths.include and no bind or volume mount to back up`);
     }
-    const exclude = splitCsv(labels[LABEL.exclude]).map((p) => rewrite(p, "backrest.paths.exclude"));
+    // A snapshot plan reads the mounts at <prefix>/<destination>: a container path keeps its shape.
+    const exclude = splitCsv(labels[LABEL.exclude]).map((p) =>
+      mode.mode === "snapshot"
+        ? path.posix.join(prefix, path.posix.normalize(p))
+        : rewrite(p, "backrest.paths.exclude"),
+    );
     const settings = workloadSettings(workload, options);
     if (settings.problems.length > 0) throw new Error(settings.problems.join("; "));
     let schedule: CronSchedule;
@@ -143,6 +171,10 @@ function draftFor(workload: Workload, options: PlanOptions): Draft | { id: strin
       retention: { spec: settings.keep.value },
       ...(notify.length > 0 ? { notify } : {}),
       ...(healthchecks ? { healthchecks } : {}),
+      mode: mode.mode,
+      ...(mode.reason ? { modeReason: mode.reason } : {}),
+      ...(mode.mode !== "live" && options.socket ? { socket: options.socket } : {}),
+      ...(mode.mode === "dump" ? { dumpFile: dumpPath(workload, options.includeProject) } : {}),
     };
     return { plan, project, container: workload.name, warnings };
   } catch (error) {
@@ -176,6 +208,15 @@ export function buildPlans(workloads: readonly Workload[], options: PlanOptions)
     const projects = [...new Set(group.map((d) => d.project ?? "(none)"))];
     const first = group[0] as Draft;
     const containers = group.map((d) => d.container);
+    const modes = [...new Set(group.map((d) => d.plan.mode ?? "live"))];
+    if (modes.length > 1) {
+      result.errors.push({
+        planId: id,
+        containers,
+        message: `replicas ${containers.join(" and ")} of plan ${id} would be backed up differently (${modes.join(", ")}); give them the same mounts and labels`,
+      });
+      continue;
+    }
     if (projects.length > 1) {
       result.errors.push({
         planId: id,

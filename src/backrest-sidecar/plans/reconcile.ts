@@ -7,14 +7,18 @@ import { configProblems } from "../backrest/rules.js";
 import { type ConfigStore, type Json, type LoadedConfig, repoIds } from "../backrest/store.js";
 import { listWorkloads, type Workload } from "../workloads/discover.js";
 import { LABEL } from "../workloads/labels.js";
+import type { SnapshotMode } from "../workloads/volumes.js";
 import { buildPlans, type PlanOptions, type PlanSet } from "./build.js";
 import { foreignProblems, type MergeResult, mergePlans } from "./merge.js";
 import type { SidecarMetrics } from "./metrics.js";
+import { planModes, type WorkloadMode } from "./modes.js";
 
 export interface ReconcileOptions {
   /** Backrest's config file, or a running Backrest's API. */
   store: ConfigStore;
-  plan: Omit<PlanOptions, "repos">;
+  plan: Omit<PlanOptions, "repos" | "modes">;
+  /** auto: snapshot plans where a workload's mounts are all on btrfs (with `plan.socket`); off. */
+  snapshot: SnapshotMode;
   dryRun: boolean;
   keepOrphans: boolean;
   /** Only containers that also carry these labels (`key` or `key=value`): one sidecar per stack. */
@@ -51,7 +55,7 @@ export function changeFor(
   config: LoadedConfig,
   where: string,
   workloads: readonly Workload[],
-  options: Pick<ReconcileOptions, "plan" | "keepOrphans">,
+  options: Pick<ReconcileOptions, "plan" | "keepOrphans"> & { modes: ReadonlyMap<string, WorkloadMode> },
   warn: (planId: string, message: string) => void = () => {},
 ): Change {
   const broken = foreignProblems(config, options.plan.prefix);
@@ -59,7 +63,9 @@ export function changeFor(
     throw new ConfigError(
       `${where} is already a config Backrest refuses to load (${broken.join("; ")}); not touching it`,
     );
-  const set = buildPlans(workloads, { ...options.plan, repos: repoIds(config) });
+  // The seed's own format has no hooks by condition and no backup flags: its plans stay live.
+  const modes = config.format === "backrest" ? options.modes : undefined;
+  const set = buildPlans(workloads, { ...options.plan, repos: repoIds(config), modes });
   const untouched = new Set([...set.errors, ...set.skipped].map((p) => p.planId));
   const desired = new Map([...set.plans].map(([id, entry]) => [id, entry.plan]));
   const merged = mergePlans(config, desired, {
@@ -82,16 +88,31 @@ export function changeFor(
   return { set, merged, changedIds, differs: canonical(merged.data) !== canonical(config.data) };
 }
 
+/** Each workload's mode, as reconcile and status decide it. */
+export function workloadModes(
+  docker: Docker,
+  workloads: readonly Workload[],
+  options: Pick<ReconcileOptions, "plan" | "snapshot">,
+): Promise<Map<string, WorkloadMode>> {
+  return planModes(docker, workloads, {
+    socket: options.plan.socket,
+    snapshot: options.snapshot,
+    excludeBindMounts: options.plan.excludeBindMounts,
+    volumePrefix: options.plan.volumePrefix,
+  });
+}
+
 /** One read-merge-write; a ConfigConflictError from the store means: read again and retry. */
 async function attempt(
   workloads: readonly Workload[],
+  modes: ReadonlyMap<string, WorkloadMode>,
   options: ReconcileOptions,
   log: Logger,
 ): Promise<{ change: Change; wrote: boolean }> {
   const { store } = options;
   const config = await store.read();
   const warnings: Array<{ planId: string; message: string }> = [];
-  const change = changeFor(config, store.where, workloads, options, (planId, message) =>
+  const change = changeFor(config, store.where, workloads, { ...options, modes }, (planId, message) =>
     warnings.push({ planId, message }),
   );
   const wrote = !options.dryRun && change.differs;
@@ -129,6 +150,8 @@ function logPlans(change: Change, log: Logger): void {
       {
         action: "plan.rendered",
         plan_id: id,
+        mode: plan.mode ?? "live",
+        ...(plan.modeReason ? { mode_reason: plan.modeReason } : {}),
         changed: changedIds.includes(id),
         sources: plan.sources,
         ...(plan.exclude ? { exclude: plan.exclude } : {}),
@@ -157,12 +180,13 @@ export async function reconcile(
   metrics?: SidecarMetrics,
 ): Promise<ReconcileResult> {
   const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
+  const modes = await workloadModes(docker, workloads, options);
   const attempts = options.conflictAttempts ?? CONFLICT_ATTEMPTS;
   const { store } = options;
   let outcome: { change: Change; wrote: boolean } | undefined;
   for (let tried = 1; outcome === undefined; tried++) {
     try {
-      outcome = await store.exclusive(() => attempt(workloads, options, log));
+      outcome = await store.exclusive(() => attempt(workloads, modes, options, log));
     } catch (error) {
       if (!(error instanceof ConfigConflictError)) throw error;
       if (tried >= attempts || options.signal?.aborted) {

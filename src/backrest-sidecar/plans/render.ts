@@ -1,11 +1,22 @@
+import { shellQuote } from "../../system/shell-quote.js";
 import { canonical } from "../backrest/canonical.js";
 import type { Json } from "../backrest/store.js";
+import { HOOK_HOST, type HookAction, hookPath } from "../workloads/hook-routes.js";
 import { parseKeep } from "../workloads/keep.js";
 import { shoutrrrUrl } from "../workloads/notify.js";
 import type { SidecarPlan } from "./build.js";
 
 /** The plan fields the sidecar owns in Backrest's own config; any other field of a plan is kept. */
-export const MANAGED_KEYS = ["id", "repo", "paths", "excludes", "schedule", "retention", "hooks"] as const;
+export const MANAGED_KEYS = [
+  "id",
+  "repo",
+  "paths",
+  "excludes",
+  "schedule",
+  "retention",
+  "hooks",
+  "backup_flags",
+] as const;
 
 /**
  * Marks the hooks we write (a Go template comment: Backrest renders commands and notification
@@ -60,10 +71,59 @@ export function backrestRetention(spec: string, warn: (message: string) => void)
   return { policyTimeBucketed: policy };
 }
 
-/** The hooks our labels make, each marked as ours. */
+/** The sidecar's endpoint as a hook calls it: curl over its Unix socket (in Backrest's Alpine image). */
+function endpointCall(socket: string, planId: string, action: HookAction, curlFlags: string): string {
+  return `curl ${curlFlags} --unix-socket ${shellQuote(socket)} -X POST ${shellQuote(`http://${HOOK_HOST}${hookPath(planId, action)}`)}`;
+}
+
+/**
+ * A snapshot plan's own hooks: prepare on start (fatal: no snapshot, no backup), finish on end
+ * and on error (a fatal start hook fires no end). Both fail Backrest's operation when they fail.
+ */
+function sessionHooks(plan: SidecarPlan, mark: string): { start: Json[]; end: Json[] } {
+  if (plan.mode !== "snapshot" || !plan.socket) return { start: [], end: [] };
+  const call = (action: HookAction) =>
+    `${endpointCall(plan.socket as string, plan.id, action, "--fail-with-body -sS")}${mark}`;
+  return {
+    start: [
+      {
+        conditions: ["CONDITION_SNAPSHOT_START"],
+        actionCommand: { command: call("prepare") },
+        onError: "ON_ERROR_FATAL",
+      },
+    ],
+    end: [
+      {
+        conditions: ["CONDITION_SNAPSHOT_END", "CONDITION_SNAPSHOT_ERROR"],
+        actionCommand: { command: call("finish") },
+        onError: "ON_ERROR_FATAL",
+      },
+    ],
+  };
+}
+
+/**
+ * A dump plan's source: `restic backup --stdin-from-command` running curl, which streams the
+ * dump from the sidecar; a dump that fails makes curl (and so restic, and Backrest's operation)
+ * fail, its reason on stderr. Kept after any flags of the plan's own (they must precede `--`).
+ */
+export function dumpFlags(plan: SidecarPlan): string[] {
+  if (plan.mode !== "dump" || !plan.socket || !plan.dumpFile) return [];
+  const call = endpointCall(
+    plan.socket,
+    plan.id,
+    "dump",
+    `-fsS -w ${shellQuote("%{stderr}%header{x-stowage-error}")}`,
+  );
+  return ["--stdin-from-command", "--stdin-filename", plan.dumpFile, `-- ${call}`];
+}
+
+/** The hooks our labels (and the plan's mode) make, each marked as ours. */
 export function planHooks(plan: SidecarPlan): Json[] {
   const mark = `\n${HOOK_MARK}`;
+  const session = sessionHooks(plan, mark);
   return [
+    ...session.start,
     ...(plan.hooks?.pre ?? []).map((command) => ({
       conditions: ["CONDITION_SNAPSHOT_START"],
       actionCommand: { command: `${command}${mark}` },
@@ -75,6 +135,7 @@ export function planHooks(plan: SidecarPlan): Json[] {
       conditions: ["CONDITION_SNAPSHOT_END", "CONDITION_SNAPSHOT_ERROR"],
       actionCommand: { command: `${command}${mark}` },
     })),
+    ...session.end,
     ...(plan.notify ?? []).map((url) => ({
       conditions: NOTIFY_CONDITIONS,
       actionShoutrrr: { shoutrrrUrl: shoutrrrUrl(url), template: NOTIFY_TEMPLATE },
@@ -131,14 +192,19 @@ export function toBackrestPlan(
   ) as Json[];
   const hooks = [...generated, ...others];
   const retention = plan.retention ? backrestRetention(plan.retention.spec, warn) : undefined;
+  // The plan's own backup flags (set in the UI) are kept, ours (a dump's source) follow them.
+  const flags = Array.isArray(existing?.backup_flags) ? (existing.backup_flags as string[]) : [];
+  const ownStart = flags.indexOf("--stdin-from-command");
+  const backupFlags = [...(ownStart < 0 ? flags : flags.slice(0, ownStart)), ...dumpFlags(plan)];
   return {
     id: plan.id,
     repo: plan.repo,
-    paths: plan.sources,
+    ...(plan.sources.length > 0 ? { paths: plan.sources } : {}),
     ...(plan.exclude ? { excludes: plan.exclude } : {}),
     schedule: { cron: plan.schedule, clock: "CLOCK_LOCAL" },
     ...(retention ? { retention } : {}),
     ...(hooks.length > 0 ? { hooks } : {}),
     ...kept,
+    ...(backupFlags.length > 0 ? { backup_flags: backupFlags } : {}),
   };
 }

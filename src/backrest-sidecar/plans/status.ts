@@ -1,12 +1,15 @@
 import type Docker from "dockerode";
 import { listWorkloads } from "../workloads/discover.js";
 import { LABEL } from "../workloads/labels.js";
-import { changeFor, type ReconcileOptions } from "./reconcile.js";
+import type { PlanMode } from "./modes.js";
+import { changeFor, type ReconcileOptions, workloadModes } from "./reconcile.js";
 
 export interface StatusRow {
   container: string;
   planId: string;
   state: "planned" | "skipped" | "error";
+  /** How Backrest backs it up: snapshot, dump or live. */
+  mode?: PlanMode;
   reason?: string;
 }
 
@@ -18,16 +21,19 @@ export async function sidecarStatus(docker: Docker, options: ReconcileOptions): 
   const config = await options.store.read();
   const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
   // Rendered as reconcile would write them: a plan Backrest would refuse is an error here too.
+  const modes = await workloadModes(docker, workloads, options);
   const { set, merged } = changeFor(config, options.store.where, workloads, {
     ...options,
+    modes,
     keepOrphans: true,
   });
   const refused = new Map(merged.refused.map((r) => [r.planId, r.message]));
   const rows: StatusRow[] = [];
   for (const [planId, entry] of set.plans) {
-    const reason = refused.get(planId);
+    const reason = refused.get(planId) ?? entry.plan.modeReason;
+    const state = refused.has(planId) ? "error" : "planned";
     for (const container of entry.containers)
-      rows.push({ container, planId, state: reason ? "error" : "planned", ...(reason ? { reason } : {}) });
+      rows.push({ container, planId, state, mode: entry.plan.mode ?? "live", ...(reason ? { reason } : {}) });
   }
   for (const problem of set.skipped)
     for (const container of problem.containers)
@@ -45,7 +51,7 @@ export function formatStatus(rows: readonly StatusRow[]): string {
   return rows
     .map(
       (r) =>
-        `${r.container.padEnd(width)}  ${r.planId.padEnd(idWidth)}  ${r.state}${r.reason ? `: ${r.reason}` : ""}`,
+        `${r.container.padEnd(width)}  ${r.planId.padEnd(idWidth)}  ${r.state}${r.mode ? ` (${r.mode})` : ""}${r.reason ? `: ${r.reason}` : ""}`,
     )
     .join("\n");
 }

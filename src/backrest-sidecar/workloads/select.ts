@@ -1,6 +1,6 @@
 import { StowageError } from "../../system/errors.js";
 import type { Workload } from "./discover.js";
-import { LABEL } from "./labels.js";
+import { isTrue, LABEL } from "./labels.js";
 import { dependenciesOf } from "./order.js";
 import { workloadPlanId } from "./plan-id.js";
 
@@ -45,5 +45,28 @@ export function dependantsOf(workloads: readonly Workload[], of: readonly Worklo
     (w) =>
       !of.includes(w) &&
       dependenciesOf(w).some((dep) => services.has(`${w.labels[LABEL.project] ?? ""}\0${dep}`)),
+  );
+}
+
+/** Containers to stop: running, with the quiesce label (key=value). */
+export function quiescedOf(workloads: readonly Workload[], label: string): Workload[] {
+  const equals = label.indexOf("=");
+  const key = equals < 0 ? label : label.slice(0, equals);
+  const value = equals < 0 ? "true" : label.slice(equals + 1);
+  return workloads.filter(
+    (w) => w.running && (value === "true" ? isTrue(w.labels[key]) : w.labels[key] === value),
+  );
+}
+
+/** The labelled containers a plan id stands for (replicas share one). */
+export function workloadsOfPlan(
+  workloads: readonly Workload[],
+  planId: string,
+  options: { planIdPrefix: string; includeProject: boolean },
+): Workload[] {
+  return workloads.filter(
+    (w) =>
+      w.labels[LABEL.enable] === "true" &&
+      workloadPlanId(w, options.planIdPrefix, options.includeProject) === planId,
   );
 }

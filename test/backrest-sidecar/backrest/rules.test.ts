@@ -213,6 +213,7 @@ describe("labels through to plans", () => {
     defaultSchedule: "0 2 * * *",
     defaultRetention: "daily=7,weekly=4",
     repos: ["default"],
+    volumesRoot: "/volumes",
   };
   const workload = (name: string, labels: Record<string, string>): Workload => ({
     id: name,

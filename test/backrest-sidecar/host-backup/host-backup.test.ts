@@ -2,9 +2,9 @@ import { describe, expect, it } from "vitest";
 import { stopWindows } from "../../../src/backrest-sidecar/host-backup/backup-once.js";
 import { LineReader } from "../../../src/backrest-sidecar/host-backup/restic.js";
 import { loadErrors } from "../../../src/backrest-sidecar/host-backup/restore.js";
-import type { PlannedWorkload } from "../../../src/backrest-sidecar/host-backup/snapshots.js";
 import type { Workload } from "../../../src/backrest-sidecar/workloads/discover.js";
 import { stopOrder } from "../../../src/backrest-sidecar/workloads/order.js";
+import type { PlannedWorkload } from "../../../src/backrest-sidecar/workloads/volumes.js";
 
 function workload(name: string, labels: Record<string, string> = {}, volumes: string[] = []): Workload {
   return {

@@ -111,6 +111,57 @@ describeWithBackrest("backrest-sidecar drives a running Backrest v1.14.1 through
     expect((config.repos as Json[])[0]).toMatchObject({ prunePolicy: { schedule: { maxFrequencyDays: 7 } } });
   });
 
+  it("--repo-defaults gives a repository's plans their schedule, retention and hooks (labels win); status reads the live config", async () => {
+    const { backrest } = await backrestWithRepo(scope);
+    const w = await world(scope);
+    await w.container("plain", { "backrest.enable": "true" }, ["/srv:/srv"]);
+    await w.container("own", { "backrest.enable": "true", "backrest.schedule": "5 1 * * *" }, ["/srv:/srv"]);
+    await w.container("lost", { "backrest.enable": "true", "backrest.repo": "nowhere" }, ["/srv:/srv"]);
+    const dir = await scope.tempDir("stowage-sidecar-defaults-");
+    const defaults = path.join(dir, "repo-defaults.yaml");
+    await writeFile(
+      defaults,
+      [
+        "default:",
+        '  schedule: "0 4 * * 1-5"',
+        "  keep: last=9",
+        "  hooks:",
+        "    post: [echo done $SELF]",
+      ].join("\n"),
+    );
+    const args = ["--backrest-url", backrest.url, "--repo-defaults", defaults, ...w.only];
+    const result = await sidecar(["reconcile", ...args]);
+    expect(result.status, result.stderr).toBe(0); // a skipped plan (unknown repository) is a warning
+    const plans = await plansOf(backrest);
+    expect(plans.find((p) => p.id === planIdOf(w.marker, "plain"))).toMatchObject({
+      schedule: { cron: "0 4 * * 1-5" },
+      retention: { policyKeepLastN: 9 },
+      hooks: [{ actionCommand: { command: `echo done ${w.marker}-plain\n{{/* backrest-sidecar */}}` } }],
+    });
+    expect(plans.find((p) => p.id === planIdOf(w.marker, "own"))).toMatchObject({
+      schedule: { cron: "5 1 * * *" },
+    });
+    const status = await sidecar(["status", "--json", ...args]);
+    expect(status.status, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toEqual([
+      expect.objectContaining({ container: `${w.marker}-lost`, state: "skipped" }),
+      expect.objectContaining({ container: `${w.marker}-own`, state: "planned" }),
+      expect.objectContaining({ container: `${w.marker}-plain`, state: "planned" }),
+    ]);
+    const broken = path.join(dir, "broken.yaml");
+    await writeFile(broken, "default:\n  schedule: '@reboot'\n");
+    const refused = await sidecar([
+      "reconcile",
+      "--backrest-url",
+      backrest.url,
+      "--repo-defaults",
+      broken,
+      ...w.only,
+    ]);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(`--repo-defaults ${broken} (repository default) schedule @reboot:`);
+  });
+
   it("concurrent UI saves and reconciles: modno conflicts are read again and merged, nothing is lost", async () => {
     const { backrest } = await backrestWithRepo(scope);
     const w = await world(scope);

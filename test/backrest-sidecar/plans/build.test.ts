@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { canonical } from "../../../src/backrest-sidecar/backrest/canonical.js";
 import { checkCron } from "../../../src/backrest-sidecar/backrest/cron.js";
 import { detectFormat } from "../../../src/backrest-sidecar/backrest/file-store.js";
-import { buildPlans, hostPathOf, type PlanOptions } from "../../../src/backrest-sidecar/plans/build.js";
+import {
+  buildPlans,
+  hostPathOf,
+  type PlanOptions,
+  type SidecarPlan,
+} from "../../../src/backrest-sidecar/plans/build.js";
 import { mergePlans } from "../../../src/backrest-sidecar/plans/merge.js";
 import { backrestRetention, toBackrestPlan } from "../../../src/backrest-sidecar/plans/render.js";
 import type { Workload } from "../../../src/backrest-sidecar/workloads/discover.js";
@@ -20,6 +25,7 @@ const OPTIONS: PlanOptions = {
   defaultSchedule: "0 2 * * *",
   defaultRetention: "daily=7,weekly=4",
   repos: ["default", "offsite"],
+  volumesRoot: "/volumes",
 };
 
 /** The seed's `db` service. */
@@ -104,7 +110,63 @@ describe("plans from labels and mounts", () => {
       exclude: ["/var/lib/docker/volumes/stack_pgdata/_data/pg_wal"],
       hooks: { pre: ["sh -c 'docker stop stack-db-1'"], post: ["sh -c 'docker start stack-db-1'"] },
       retention: { spec: "daily=7,weekly=4,monthly=6" },
+      mode: "live",
     });
+  });
+
+  it("snapshot and dump plans: /volumes paths and the endpoint's hooks, a dump through restic's --stdin-from-command", () => {
+    const socket = "/run/stowage/sidecar.sock";
+    const app = {
+      ...db(),
+      id: "app-id",
+      name: "stack-app-1",
+      labels: { ...db().labels, "com.docker.compose.service": "app" },
+    };
+    const pg = { ...db({}, { "restic-compose-backup.postgres": "true" }), id: "pg-id" };
+    const modes = new Map([
+      ["app-id", { mode: "snapshot" as const }],
+      ["pg-id", { mode: "dump" as const }],
+    ]);
+    const set = buildPlans([app, pg], { ...OPTIONS, modes, socket });
+    expect(set.errors).toEqual([]);
+    const snapshot = set.plans.get("backrest_sidecar_app")?.plan;
+    expect(snapshot).toMatchObject({
+      mode: "snapshot",
+      sources: ["/volumes/app"],
+      exclude: ["/volumes/app/var/lib/postgresql/data/pg_wal"],
+    });
+    const rendered = toBackrestPlan(snapshot as SidecarPlan, undefined, () => {});
+    const call = (action: string) =>
+      `curl --fail-with-body -sS --unix-socket ${socket} -X POST http://backrest-sidecar/v1/plans/backrest_sidecar_app/${action}\n{{/* backrest-sidecar */}}`;
+    expect(rendered.paths).toEqual(["/volumes/app"]);
+    expect((rendered.hooks as unknown[])[0]).toEqual({
+      conditions: ["CONDITION_SNAPSHOT_START"],
+      actionCommand: { command: call("prepare") },
+      onError: "ON_ERROR_FATAL",
+    });
+    expect((rendered.hooks as unknown[]).at(-1)).toEqual({
+      conditions: ["CONDITION_SNAPSHOT_END", "CONDITION_SNAPSHOT_ERROR"],
+      actionCommand: { command: call("finish") },
+      onError: "ON_ERROR_FATAL",
+    });
+    const dump = set.plans.get("backrest_sidecar_db")?.plan as SidecarPlan;
+    expect(dump).toMatchObject({ mode: "dump", sources: [], dumpFile: "/databases/db/all.sql" });
+    // A flag a person set in the UI stays, before ours; an old source of ours is replaced.
+    const existing = {
+      backup_flags: ["--one-file-system", "--stdin-from-command", "--stdin-filename", "/old", "-- old"],
+    };
+    const dumped = toBackrestPlan(dump, existing, () => {});
+    expect(dumped.paths).toBeUndefined();
+    expect(dumped.backup_flags).toEqual([
+      "--one-file-system",
+      "--stdin-from-command",
+      "--stdin-filename",
+      "/databases/db/all.sql",
+      `-- curl -fsS -w '%{stderr}%header{x-stowage-error}' --unix-socket ${socket} -X POST http://backrest-sidecar/v1/plans/backrest_sidecar_db/dump`,
+    ]);
+    // Back to live (no --socket): our source is dropped, the person's flag stays.
+    const live = buildPlans([pg], OPTIONS).plans.get("backrest_sidecar_db")?.plan as SidecarPlan;
+    expect(toBackrestPlan(live, dumped, () => {}).backup_flags).toEqual(["--one-file-system"]);
   });
 
   it("rewrites include paths through mounts, keeps and warns about paths in no mount", () => {
