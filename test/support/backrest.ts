@@ -117,7 +117,10 @@ export async function startBackrest(
     async start() {
       const out = openSync(logFile, "a");
       // Its hooks run in its working directory, as in its image.
+      // A process group of its own: kill9() ends Backrest with its restic, as systemd or its
+      // container's end would.
       child = spawn(BACKREST_BIN as string, [], {
+        detached: true,
         cwd: dir,
         env: {
           PATH: process.env.PATH,
@@ -153,15 +156,19 @@ export async function startBackrest(
       if (!current || current.exitCode !== null || current.signalCode !== null) return;
       const exited = once(current, "exit");
       current.kill("SIGTERM");
-      const timer = setTimeout(() => current.kill("SIGKILL"), 10_000);
+      const timer = setTimeout(() => process.kill(-(current.pid as number), "SIGKILL"), 10_000);
       await exited;
       clearTimeout(timer);
+      // Nothing of its group outlives it (a restic it started).
+      try {
+        process.kill(-(current.pid as number), "SIGKILL");
+      } catch {}
     },
     async kill9() {
       const current = child;
       if (!current || current.exitCode !== null || current.signalCode !== null) return;
       const exited = once(current, "exit");
-      current.kill("SIGKILL");
+      process.kill(-(current.pid as number), "SIGKILL");
       await exited;
     },
     log: () => readFile(logFile, "utf8").catch(() => ""),
