@@ -261,9 +261,9 @@ describeWithBackrest(
       const operations = (await backrest.ok("GetOperations", { selector: { planId: id } }))
         .operations as Json[];
       const runs = operations.filter((o) => "operationBackup" in o && o.status !== "STATUS_PENDING");
-    expect(runs.map((o) => o.status)).toEqual(["STATUS_ERROR"]);
-    // restic saw the command fail (curl's cut transfer) and saved nothing.
-    expect(String(runs[0]?.displayMessage)).toMatch(/command failed: exit status 18/);
+      expect(runs.map((o) => o.status)).toEqual(["STATUS_ERROR"]);
+      // restic saw the command fail (curl's cut transfer) and saved nothing.
+      expect(String(runs[0]?.displayMessage)).toMatch(/command failed: exit status 18/);
       const restic = resticOf(repoDir, password);
       expect(JSON.parse(await restic(["snapshots", "--json"]))).toEqual([]);
     });
