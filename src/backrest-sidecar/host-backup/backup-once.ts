@@ -8,7 +8,7 @@ import { ExecError, run } from "../../system/exec.js";
 import type { Logger } from "../../system/log.js";
 import type { Workload } from "../workloads/discover.js";
 import { forgetFlags, parseKeep } from "../workloads/keep.js";
-import { isTrue, LABEL } from "../workloads/labels.js";
+import { LABEL } from "../workloads/labels.js";
 import { backedUp, databaseEngine, dumped, dumpPath, workloadPrefix } from "../workloads/layout.js";
 import { workloadPlanId } from "../workloads/plan-id.js";
 import { quiescedOf } from "../workloads/select.js";
