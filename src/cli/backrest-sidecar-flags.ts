@@ -47,6 +47,7 @@ export interface Flags {
   forget: boolean;
   recover?: boolean;
   socket?: string;
+  targets?: string;
 }
 
 export const DEFAULT_SCHEDULE = "0 2 * * *";
@@ -111,6 +112,10 @@ export function socketFlag(command: Command): Command {
 /** reconcile, daemon and status: the config and how plans are made. */
 export function planFlags(command: Command): Command {
   return socketFlag(backrestFlags(engineFlags(command)))
+    .option(
+      "--targets <file>",
+      "many hosts: per host its engine (unix, tcp+TLS, ssh) and its Backrest (YAML or JSON); see README 'Many hosts'",
+    )
     .option("--default-schedule <cron>", "schedule for plans without backrest.schedule", DEFAULT_SCHEDULE)
     .option(
       "--volumes-root <dir>",
@@ -301,27 +306,37 @@ export async function settingsDefaults(flags: Flags, repos: readonly string[]): 
   };
 }
 
-/** reconcile's, daemon's and status's options: the store, and how plans are made. */
-export async function reconcileOptions(flags: Flags, docker: Docker, log: Logger): Promise<ReconcileOptions> {
+/** How plans are made, from the flags with a fleet host's own settings over them. */
+export async function planOptionsOf(flags: Flags): Promise<ReconcileOptions["plan"]> {
   const defaults = await settingsDefaults(flags, []);
-  const store = await configStore(backrestTarget(flags) ?? { file: DEFAULT_CONFIG }, flags, docker, log);
+  if (!path.posix.isAbsolute(flags.volumesRoot))
+    throw new ConfigError(`--volumes-root ${flags.volumesRoot}: expected an absolute path`);
   return {
-    store,
-    plan: {
-      prefix: planIdPrefix(flags),
-      includeProject: Boolean(flags.includeProjectName),
-      excludeBindMounts: Boolean(flags.excludeBindMounts),
-      volumePrefix: volumePrefix(flags),
-      defaultRepo: defaults.defaultRepo,
-      defaultSchedule: defaults.defaultSchedule,
-      defaultRetention: defaults.defaultRetention,
-      repoDefaults: defaults.repoDefaults,
-      socket: socketPath(flags),
-      volumesRoot: flags.volumesRoot,
-    },
+    prefix: planIdPrefix(flags),
+    includeProject: Boolean(flags.includeProjectName),
+    excludeBindMounts: Boolean(flags.excludeBindMounts),
+    volumePrefix: volumePrefix(flags),
+    defaultRepo: defaults.defaultRepo,
+    defaultSchedule: defaults.defaultSchedule,
+    defaultRetention: defaults.defaultRetention,
+    repoDefaults: defaults.repoDefaults,
+    socket: socketPath(flags),
+    volumesRoot: flags.volumesRoot,
+  };
+}
+
+export function commonOptions(flags: Flags) {
+  return {
     snapshot: flags.snapshot as SnapshotMode,
     dryRun: Boolean(flags.dryRun),
     keepOrphans: Boolean(flags.keepOrphans),
     onlyLabels: flags.onlyLabel,
   };
+}
+
+/** reconcile's, daemon's and status's options for one host: the store, and how plans are made. */
+export async function reconcileOptions(flags: Flags, docker: Docker, log: Logger): Promise<ReconcileOptions> {
+  const plan = await planOptionsOf(flags);
+  const store = await configStore(backrestTarget(flags) ?? { file: DEFAULT_CONFIG }, flags, docker, log);
+  return { store, plan, ...commonOptions(flags) };
 }

@@ -3,22 +3,28 @@ import { mkdir, rmdir, stat } from "node:fs/promises";
 import type Docker from "dockerode";
 import { writeFileAtomic } from "../../system/atomic-write.js";
 import { ContainersLeftStoppedError } from "../../system/docker.js";
-import { ConfigError, isErrno } from "../../system/errors.js";
+import { isErrno } from "../../system/errors.js";
 import { ExecError, run } from "../../system/exec.js";
 import type { Logger } from "../../system/log.js";
 import type { Workload } from "../workloads/discover.js";
-import { forgetFlags, parseKeep } from "../workloads/keep.js";
 import { LABEL } from "../workloads/labels.js";
 import { backedUp, databaseEngine, dumped, dumpPath, workloadPrefix } from "../workloads/layout.js";
 import { workloadPlanId } from "../workloads/plan-id.js";
 import { quiescedOf } from "../workloads/select.js";
-import { type SettingsDefaults, workloadSettings } from "../workloads/settings.js";
+import type { SettingsDefaults } from "../workloads/settings.js";
 import { type PlannedWorkload, planVolumes, type SnapshotMode } from "../workloads/volumes.js";
 import { dumpDatabase } from "./databases.js";
-import { notify, notifyWorkloads, pingStart, targetsOf, type WorkloadTargets } from "./notifications.js";
+import { forget, forgetPlans } from "./forget.js";
+import {
+  notificationTargets,
+  notify,
+  notifyWorkloads,
+  pingStart,
+  type WorkloadTargets,
+} from "./notifications.js";
 import { recoverLocked } from "./recover.js";
 import { type RunReport, type WorkloadReport, writeMetricsFile } from "./report.js";
-import { type ResticContext, resticEnvironment, resticOptions } from "./restic.js";
+import { type ResticContext, resticEnvironment } from "./restic.js";
 import { RunState } from "./run-state.js";
 import { deleteSnapshots, openSnapshotJournal, SnapshotSet, takeSnapshots } from "./snapshots.js";
 import { withStateLock } from "./state-lock.js";
@@ -60,43 +66,6 @@ export interface BackupOnceOptions {
   onReport?: (report: RunReport) => void;
   /** SIGINT/SIGTERM/SIGHUP: restic is killed and awaited, containers started, the rest skipped. */
   signal: AbortSignal;
-}
-
-export interface ForgetPlan {
-  workload: Workload;
-  flags: string[];
-  /** The snapshot paths its history is kept by: the volumes folder and/or the dump. */
-  paths: string[];
-}
-
-/**
- * The `restic forget` of each workload: its backrest.keep, else --default-retention for a workload
- * this run backs up or dumps (the same default its Backrest plan gets), over its volumes folder and
- * its dump. Every spec is checked up front: a bad one stops the run before anything is stopped.
- */
-export function forgetPlans(workloads: readonly Workload[], options: BackupOnceOptions): ForgetPlan[] {
-  const volumes = new Set(backedUp(workloads, options));
-  const dumps = new Set(dumped(workloads));
-  const plans: ForgetPlan[] = [];
-  for (const workload of workloads) {
-    const saved = volumes.has(workload) || dumps.has(workload);
-    if (!saved && !workload.labels[LABEL.keep]?.trim()) continue;
-    const keep = workloadSettings(workload, options.settings).keep;
-    let flags: string[];
-    try {
-      flags = forgetFlags(parseKeep(keep.value));
-    } catch (error) {
-      throw new ConfigError(`${keep.source}: ${(error as Error).message}`);
-    }
-    const paths = [
-      ...(volumes.has(workload) || !dumps.has(workload)
-        ? [workloadPrefix(workload, options.volumesRoot, options.includeProject)]
-        : []),
-      ...(dumps.has(workload) ? [dumpPath(workload, options.includeProject)] : []),
-    ];
-    plans.push({ workload, flags, paths });
-  }
-  return plans;
 }
 
 /** The mount point the native engine needs; made (and removed afterwards) only if missing. */
@@ -330,33 +299,6 @@ async function backUpVolumesOf(run: Run, workloads: readonly Workload[]): Promis
   if (live.length > 0) await backUpLive(run, live, liveWindow);
 }
 
-/** `restic forget --prune` per workload and path, by its keep spec. */
-async function forget(run: Run, plans: readonly ForgetPlan[]): Promise<void> {
-  for (const plan of plans) {
-    for (const forgetPath of plan.paths) {
-      abortPoint(run);
-      try {
-        await runRestic(run, [
-          "forget",
-          "--group-by",
-          "paths",
-          "--path",
-          forgetPath,
-          ...plan.flags,
-          "--prune",
-        ]);
-        run.log.info({ action: "forget", path: forgetPath, flags: plan.flags }, "forgot per keep spec");
-      } catch (error) {
-        if (!(error instanceof ExecError)) throw error;
-        run.log.error({ action: "forget.failed", path: forgetPath, err: error.message }, "forget failed");
-        run.state.fail(plan.workload, `forget: ${error.message}`);
-      }
-    }
-  }
-}
-
-const runRestic = (r: Run, args: string[]) => run("restic", args, resticOptions(r.restic));
-
 /** The report goes out whatever happened (a failed notification is only a warning). */
 async function publish(
   report: RunReport,
@@ -370,22 +312,6 @@ async function publish(
   await notify(options.notifyUrls, report, log);
   await notifyWorkloads(targets, report, log);
   options.onReport?.(report);
-}
-
-/**
- * The notification targets of the workloads the native engine backs up or dumps (their labels',
- * else their repository's defaults); a target that is not a URL is a warning, not a failed run.
- */
-function notificationTargets(workloads: readonly Workload[], options: BackupOnceOptions, log: Logger) {
-  if (options.rcbImage) return [];
-  const saved = new Set([...backedUp(workloads, options), ...dumped(workloads)]);
-  return [...saved].flatMap((workload) => {
-    const settings = workloadSettings(workload, options.settings);
-    for (const problem of settings.problems)
-      log.warn({ action: "notify.invalid", container: workload.name }, problem);
-    const targets = targetsOf(workload, settings);
-    return targets.notify.length > 0 || targets.healthchecks ? [targets] : [];
-  });
 }
 
 /**
@@ -406,7 +332,7 @@ export async function backupOnce(
 ): Promise<BackupOnceResult> {
   const forgets = options.noForget ? [] : forgetPlans(workloads, options);
   const env = await resticEnvironment(options.rcbEnvFile);
-  const targets = notificationTargets(workloads, options, log);
+  const targets = options.rcbImage ? [] : notificationTargets(workloads, options, log);
   const stamp = new Date()
     .toISOString()
     .replace(/[-:.TZ]/g, "")
@@ -440,7 +366,7 @@ export async function backupOnce(
           await dumpDatabases(r, workloads);
           await backUpVolumesOf(r, workloads);
         }
-        await forget(r, forgets);
+        await forget(forgets, { restic: r.restic, state, log, signal: options.signal });
       }),
     );
   } catch (error) {

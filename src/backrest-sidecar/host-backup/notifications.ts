@@ -1,7 +1,8 @@
 import type { Logger } from "../../system/log.js";
 import type { Workload } from "../workloads/discover.js";
+import { backedUp, dumped } from "../workloads/layout.js";
 import { httpEndpoint, redactUrl } from "../workloads/notify.js";
-import type { WorkloadSettings } from "../workloads/settings.js";
+import { type SettingsDefaults, type WorkloadSettings, workloadSettings } from "../workloads/settings.js";
 import type { RunReport } from "./report.js";
 
 const TIMEOUT_MS = 15_000;
@@ -103,4 +104,23 @@ export async function notifyWorkloads(
       await send(endpoint, JSON.stringify({ ...report, workloads: own }), "report", log);
     }
   }
+}
+
+/**
+ * The notification targets of the workloads the native engine backs up or dumps (their labels',
+ * else their repository's defaults); a target that is not a URL is a warning, not a failed run.
+ */
+export function notificationTargets(
+  workloads: readonly Workload[],
+  options: { settings: SettingsDefaults; excludeBindMounts: boolean },
+  log: Logger,
+): WorkloadTargets[] {
+  const saved = new Set([...backedUp(workloads, options), ...dumped(workloads)]);
+  return [...saved].flatMap((workload) => {
+    const settings = workloadSettings(workload, options.settings);
+    for (const problem of settings.problems)
+      log.warn({ action: "notify.invalid", container: workload.name }, problem);
+    const targets = targetsOf(workload, settings);
+    return targets.notify.length > 0 || targets.healthchecks ? [targets] : [];
+  });
 }

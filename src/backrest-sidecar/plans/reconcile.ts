@@ -10,7 +10,7 @@ import { LABEL } from "../workloads/labels.js";
 import type { SnapshotMode } from "../workloads/volumes.js";
 import { buildPlans, type PlanOptions, type PlanSet } from "./build.js";
 import { foreignProblems, type MergeResult, mergePlans } from "./merge.js";
-import type { SidecarMetrics } from "./metrics.js";
+import type { HostMetrics } from "./metrics.js";
 import { planModes, type WorkloadMode } from "./modes.js";
 
 export interface ReconcileOptions {
@@ -177,7 +177,7 @@ export async function reconcile(
   docker: Docker,
   options: ReconcileOptions,
   log: Logger,
-  metrics?: SidecarMetrics,
+  metrics?: HostMetrics,
 ): Promise<ReconcileResult> {
   const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
   const modes = await workloadModes(docker, workloads, options);

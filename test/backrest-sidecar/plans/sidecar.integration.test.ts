@@ -252,9 +252,9 @@ describe("backrest-sidecar with a real Docker engine", () => {
     expect(seenAfter, log).toBeGreaterThanOrEqual(0);
     expect(seenAfter).toBeLessThan(2_000);
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    expect(metrics).toMatch(/^backrest_sidecar_reconciles_total [1-9]/m);
-    expect(metrics).toMatch(/^backrest_sidecar_changes_total [1-9]/m);
-    expect(metrics).toContain("backrest_sidecar_errors_total 0");
+    expect(metrics).toMatch(/^backrest_sidecar_reconciles_total{host="local"} [1-9]/m);
+    expect(metrics).toMatch(/^backrest_sidecar_changes_total{host="local"} [1-9]/m);
+    expect(metrics).toContain('backrest_sidecar_errors_total{host="local"} 0');
     daemon.kill("SIGTERM");
     expect((await once(daemon, "exit"))[0]).toBe(0);
   });
