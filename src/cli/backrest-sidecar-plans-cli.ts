@@ -78,7 +78,13 @@ export function daemonCommand(program: Command, ctx: Context): void {
       const endpoints = [];
       for (const host of hosts) {
         const state = flags.targets ? path.join(stateDir(flags), "hosts", host.name) : stateDir(flags);
-        const endpoint = await startEndpoint({ ...flags, stateDir: state }, host.options, host.docker, ctx);
+        const endpoint = await startEndpoint(
+          { ...flags, stateDir: state },
+          host.options,
+          host.docker,
+          ctx,
+          timing.intervalMs,
+        );
         if (endpoint) endpoints.push(endpoint);
       }
       try {
@@ -104,10 +110,16 @@ export function daemonCommand(program: Command, ctx: Context): void {
 
 /**
  * With --socket, the daemon answers Backrest's hooks: what crashed runs left is cleaned up first,
- * then the endpoint serves; every minute, prepared plans whose backup Backrest says is over (a
- * Backrest that was killed or restarted runs no end hook) are finished.
+ * then the endpoint serves; every --interval (at most 30 s), prepared plans whose backup Backrest
+ * says is over (a Backrest that was killed or restarted runs no end hook) are finished.
  */
-async function startEndpoint(flags: Flags, options: ReconcileOptions, client: Docker, ctx: Context) {
+async function startEndpoint(
+  flags: Flags,
+  options: ReconcileOptions,
+  client: Docker,
+  ctx: Context,
+  intervalMs: number,
+) {
   const socket = options.plan.socket;
   if (!socket) return undefined;
   const { PlanSessions } = await import("../backrest-sidecar/host-backup/plan-session.js");
@@ -142,13 +154,16 @@ async function startEndpoint(flags: Flags, options: ReconcileOptions, client: Do
     { ...common, socket, ...(api ? { backupRunning: (planId: string) => backupRunning(api, planId) } : {}) },
     ctx.log,
   );
-  const reaper = setInterval(() => {
-    endpoint
-      .reap(60_000)
-      .catch((error: Error) =>
-        ctx.log.error({ action: "session.reap-failed", err: error.message }, "cannot finish an idle plan"),
-      );
-  }, 30_000);
+  const reaper = setInterval(
+    () => {
+      endpoint
+        .reap(5_000)
+        .catch((error: Error) =>
+          ctx.log.error({ action: "session.reap-failed", err: error.message }, "cannot finish an idle plan"),
+        );
+    },
+    Math.min(intervalMs, 30_000),
+  );
   return {
     close: async () => {
       clearInterval(reaper);

@@ -30,14 +30,14 @@ const planIdOf = (name: string) => `backrest_sidecar_${name.replaceAll("-", "_")
 const sh = (script: string) => run("sh", ["-c", script]);
 
 /** The sidecar's daemon with its endpoint, on a real Backrest's API; stopped after the test. */
-async function daemon(scope: TestScope, backrest: RunningBackrest, only: string[]) {
+async function daemon(scope: TestScope, backrest: RunningBackrest, only: string[], interval = "1h") {
   const dir = await scope.tempDir("stowage-consistent-");
   const socket = path.join(dir, "sidecar.sock");
   const volumesRoot = path.join(dir, "volumes");
   const args = ["--backrest-url", backrest.url, "--socket", socket, "--volumes-root", volumesRoot, ...only];
   const logs: Json[] = [];
   const child = startSidecar(
-    ["daemon", "--with-events", "--interval", "1h", "--stop-timeout", "5", ...args],
+    ["daemon", "--with-events", "--interval", interval, "--stop-timeout", "5", ...args],
     {},
     (l) => logs.push(l),
   );
@@ -295,6 +295,37 @@ describeWithBackrest(
       expect((await run("docker", ["inspect", "--format", "{{.State.Running}}", big])).stdout.trim()).toBe(
         "true",
       );
+      await nothingLeft(d.volumesRoot, fs.mountPoint);
+    });
+
+    it("Backrest crashed mid-backup and started again (no end hook came): the daemon finishes the plan once Backrest says its backup is over", async () => {
+      const { backrest } = await startBackrestWithRepo(scope);
+      const w = await world(scope);
+      const fs = await createLoopBtrfs(scope, { sizeMiB: 2048 });
+      await sh(
+        `btrfs -q subvolume create ${fs.mountPoint}/@big && head -c 900000000 /dev/urandom > ${fs.mountPoint}/@big/blob`,
+      );
+      const big = await w.container("big", { "backrest.enable": "true" }, [`${fs.mountPoint}/@big:/data`], {
+        start: true,
+        command: IDLE,
+      });
+      const d = await daemon(scope, backrest, w.only, "2s");
+      void backrest.call("Backup", { value: planIdOf(big) }).catch(() => {});
+      await d.until(
+        "the snapshot mounted",
+        () => d.logs.some((l) => l.action === "session.prepared"),
+        60_000,
+      );
+      await backrest.kill9();
+      // Not finished while Backrest does not answer: nobody can tell whether the backup still runs.
+      await new Promise((r) => setTimeout(r, 5_000));
+      expect(
+        d.logs.filter((l) => l.action === "session.finished" || String(l.action).startsWith("hook")),
+        await backrest.log(),
+      ).toEqual([expect.objectContaining({ action: "hook.prepare" })]);
+      await backrest.start();
+      await d.until("the plan finished", () => d.logs.some((l) => l.action === "session.finished"), 60_000);
+      expect(d.logs.find((l) => l.action === "session.finished")?.reason).toBe("its backup is over");
       await nothingLeft(d.volumesRoot, fs.mountPoint);
     });
 
