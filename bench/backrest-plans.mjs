@@ -5,7 +5,7 @@
 // whole backup), on the same data: SIZES_GIB (default 1 and 8 GiB of incompressible data) on a
 // loop-device btrfs. Downtime is read from Docker's own events (die to start); the reference, in
 // the same run, is the container's own `docker stop` + `docker start`. Every backup goes into a
-// fresh repository (so every run reads all the data); the two plans alternate; median of RUNS.
+// fresh repository (so every run reads all the data); sizes and plans alternate; median of RUNS.
 // Root, after `npm run build`; needs BACKREST_BIN, BACKREST_RESTIC_BIN and the test image
 // stowage-test/busybox:1 (made by the integration tests).
 import { spawn, spawnSync } from "node:child_process";
@@ -15,7 +15,7 @@ import path from "node:path";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CLI = path.join(ROOT, "dist/cli/backrest-sidecar.js");
-const RUNS = Number(process.env.RUNS ?? 3);
+const RUNS = Number(process.env.RUNS ?? 5);
 const SIZES = (process.env.SIZES_GIB ?? "1,8").split(",").map(Number);
 const IMAGE = "stowage-test/busybox:1";
 const { BACKREST_BIN, BACKREST_RESTIC_BIN } = process.env;
@@ -152,6 +152,7 @@ try {
   );
   const results = [];
   let repoCount = 0;
+  const hosts = [];
   for (const size of SIZES) {
     const volume = path.join(mnt, `@data-${size}`);
     sh("btrfs", ["-q", "subvolume", "create", volume]);
@@ -186,16 +187,24 @@ try {
       ]);
       containers.push(names[mode]);
     }
-    const own = [];
-    for (let run = 0; run < RUNS; run++)
-      own.push(
+    hosts.push({
+      size,
+      names,
+      own: [],
+      snapshot: { downtime: [], total: [] },
+      seed: { downtime: [], total: [] },
+    });
+  }
+  // Sizes and plans alternate run by run, each beside its own reference (the container's own stop
+  // and start, just before), so that a busy machine weighs on all of them alike.
+  for (let run = 0; run < RUNS; run++) {
+    for (const h of hosts) {
+      h.own.push(
         await seconds(() => {
-          sh("docker", ["stop", "-t", "10", names.snapshot]);
-          sh("docker", ["start", names.snapshot]);
+          sh("docker", ["stop", "-t", "10", h.names.snapshot]);
+          sh("docker", ["start", h.names.snapshot]);
         }),
       );
-    const measured = { snapshot: { downtime: [], total: [] }, seed: { downtime: [], total: [] } };
-    for (let run = 0; run < RUNS; run++) {
       for (const mode of ["snapshot", "seed"]) {
         // A fresh repository, so that every backup reads and stores all of the data.
         const repo = `r${++repoCount}`;
@@ -212,23 +221,23 @@ try {
           ...socketFlags,
           ...only(mode),
         ]);
-        const planId = `backrest_sidecar_${names[mode].replaceAll("-", "_")}`;
+        const planId = `backrest_sidecar_${h.names[mode].replaceAll("-", "_")}`;
         const since = Date.now() - 1000;
         const took = await seconds(() => backrest.call("Backup", { value: planId }));
-        measured[mode].downtime.push(downtime(names[mode], since));
-        measured[mode].total.push(took);
+        h[mode].downtime.push(downtime(h.names[mode], since));
+        h[mode].total.push(took);
         rmSync(path.join(work, "repos", repo), { recursive: true, force: true });
       }
     }
-    for (const [mode, { downtime: down, total }] of Object.entries(measured)) {
-      results.push({ size, mode, downtime: median(down), total: median(total), own: median(own) });
+  }
+  for (const h of hosts) {
+    for (const mode of ["snapshot", "seed"]) {
+      const { downtime: down, total } = h[mode];
+      results.push({ size: h.size, mode, downtime: median(down), total: median(total), own: median(h.own) });
       console.log(
-        `${size} GiB, ${mode === "snapshot" ? "snapshot plan" : "seed's stop/start hooks"}: downtime ${median(down).toFixed(2)} s (runs ${fmt(down)}), Backrest's backup ${median(total).toFixed(1)} s, the container's own stop+start ${median(own).toFixed(2)} s`,
+        `${h.size} GiB, ${mode === "snapshot" ? "snapshot plan" : "seed's stop/start hooks"}: downtime ${median(down).toFixed(2)} s (runs ${fmt(down)}), Backrest's backup ${median(total).toFixed(1)} s, the container's own stop+start ${median(h.own).toFixed(2)} s (runs ${fmt(h.own)})`,
       );
     }
-    for (const name of Object.values(names)) sh("docker", ["rm", "-f", name]);
-    containers.length = 0;
-    sh("btrfs", ["-q", "subvolume", "delete", volume]);
   }
   const snap = results.filter((r) => r.mode === "snapshot");
   if (snap.length >= 2) {
@@ -241,6 +250,8 @@ try {
   }
 } finally {
   for (const name of containers) sh("docker", ["rm", "-f", name], { allowFail: true });
+  for (const size of SIZES)
+    sh("btrfs", ["-q", "subvolume", "delete", path.join(mnt, `@data-${size}`)], { allowFail: true });
   if (daemon) daemon.kill("SIGTERM");
   backrest?.stop();
   await new Promise((r) => setTimeout(r, 1000));
