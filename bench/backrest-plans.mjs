@@ -8,10 +8,11 @@
 // fresh repository (so every run reads all the data); sizes and plans alternate; median of RUNS.
 // Root, after `npm run build`; needs BACKREST_BIN, BACKREST_RESTIC_BIN and the test image
 // stowage-test/busybox:1 (made by the integration tests).
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { median, sh, timed } from "./lib.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CLI = path.join(ROOT, "dist/cli/backrest-sidecar.js");
@@ -26,21 +27,7 @@ if (!BACKREST_BIN || !BACKREST_RESTIC_BIN) {
 const marker = `bench-${process.pid}`;
 const work = mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), "stowage-bench-plans-"));
 const mnt = path.join(work, "mnt");
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const fmt = (values) => values.map((v) => v.toFixed(2)).join(", ");
-
-function sh(command, args, options = {}) {
-  const result = spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, ...options });
-  if (result.status !== 0 && !options.allowFail)
-    throw new Error(`${command} ${args.join(" ")} exited ${result.status}: ${result.stderr}`);
-  return result;
-}
-
-const seconds = async (work) => {
-  const t = process.hrtime.bigint();
-  await work();
-  return Number(process.hrtime.bigint() - t) / 1e9;
-};
 
 /** A Backrest of our own on a loopback port, auth off. */
 async function startBackrest() {
@@ -200,7 +187,7 @@ try {
   for (let run = 0; run < RUNS; run++) {
     for (const h of hosts) {
       h.own.push(
-        await seconds(() => {
+        await timed(() => {
           sh("docker", ["stop", "-t", "10", h.names.snapshot]);
           sh("docker", ["start", h.names.snapshot]);
         }),
@@ -223,7 +210,7 @@ try {
         ]);
         const planId = `backrest_sidecar_${h.names[mode].replaceAll("-", "_")}`;
         const since = Date.now() - 1000;
-        const took = await seconds(() => backrest.call("Backup", { value: planId }));
+        const took = await timed(() => backrest.call("Backup", { value: planId }));
         h[mode].downtime.push(downtime(h.names[mode], since));
         h[mode].total.push(took);
         rmSync(path.join(work, "repos", repo), { recursive: true, force: true });

@@ -5,10 +5,10 @@
 // loop-device btrfs. The reference, in the same run: the container's own `docker stop` + `docker
 // start` time. Each backup goes into a fresh local restic repository (so every run reads all the
 // data), median of RUNS. Root, after `npm run build`; needs the test image stowage-test/busybox:1.
-import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { median, sh } from "./lib.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CLI = path.join(ROOT, "dist/cli/backrest-sidecar.js");
@@ -19,14 +19,6 @@ const marker = `bench-${process.pid}`;
 const work = mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), "stowage-bench-hostbackup-"));
 const mnt = path.join(work, "mnt");
 const state = path.join(work, "state");
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-
-function sh(command, args, options = {}) {
-  const result = spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, ...options });
-  if (result.status !== 0 && !options.allowFail)
-    throw new Error(`${command} ${args.join(" ")} exited ${result.status}: ${result.stderr}`);
-  return result;
-}
 
 const seconds = (work) => {
   const t = process.hrtime.bigint();

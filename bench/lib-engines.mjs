@@ -14,19 +14,20 @@ import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Docker from "dockerode";
+import { freePort } from "./lib.mjs";
 
 export const TEST_IMAGE = "stowage-test/busybox:1";
 const DEFAULT_SOCKET = "/var/run/docker.sock";
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 60_000;
 
-/** Run a command to the end; resolves its stdout, rejects with its stderr. */
-export function run(command, args, { env, input } = {}) {
+/** Run a command to the end; resolves its output, rejects with its stderr. */
+function run(command, args, { env, input } = {}) {
   return new Promise((resolve, reject) => {
     const child = execFile(command, args, { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
       if (error) reject(new Error(`${command} ${args.join(" ")}: ${stderr.trim() || error.message}`));
@@ -34,14 +35,6 @@ export function run(command, args, { env, input } = {}) {
     });
     child.stdin.end(input);
   });
-}
-
-export async function freePort() {
-  const server = createServer().listen(0, "127.0.0.1");
-  await new Promise((resolve, reject) => server.once("listening", resolve).once("error", reject));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 function connects(port) {
@@ -133,52 +126,24 @@ function commandPath(name) {
 async function makeTls(dir) {
   mkdirSync(dir, { mode: 0o700 });
   const file = (name) => path.join(dir, name);
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
   await run("openssl", [
-    "req",
-    "-x509",
-    ...ec,
-    "-days",
-    "2",
-    "-subj",
-    "/CN=stowage-test-ca",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-    "-keyout",
-    file("ca-key.pem"),
-    "-out",
-    file("ca.pem"),
+    ...["req", "-x509", ...key, "-days", "2", "-subj", "/CN=stowage-test-ca", "-keyout", file("ca-key.pem")],
+    ...["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    ...["-out", file("ca.pem")],
   ]);
-  const sign = async (key, cert, subject, extensions) => {
+  const sign = async (keyFile, certFile, subject, extensions) => {
     await writeFile(file("ext.cnf"), extensions);
-    await run("openssl", ["req", ...ec, "-subj", subject, "-keyout", file(key), "-out", file("req.csr")]);
+    const request = ["-subj", subject, "-keyout", file(keyFile), "-out", file("req.csr")];
+    await run("openssl", ["req", ...key, ...request]);
     await run("openssl", [
-      "x509",
-      "-req",
-      "-in",
-      file("req.csr"),
-      "-CA",
-      file("ca.pem"),
-      "-CAkey",
-      file("ca-key.pem"),
-      "-set_serial",
-      `0x${randomBytes(8).toString("hex")}`,
-      "-days",
-      "2",
-      "-extfile",
-      file("ext.cnf"),
-      "-out",
-      file(cert),
+      ...["x509", "-req", "-in", file("req.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem")],
+      ...["-set_serial", `0x${randomBytes(8).toString("hex")}`, "-days", "2"],
+      ...["-extfile", file("ext.cnf"), "-out", file(certFile)],
     ]);
   };
-  await sign(
-    "server-key.pem",
-    "server-cert.pem",
-    "/CN=localhost",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-  );
+  const server = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
+  await sign("server-key.pem", "server-cert.pem", "/CN=localhost", server);
   await sign("key.pem", "cert.pem", "/CN=stowage-test-client", "extendedKeyUsage=clientAuth\n");
   return { dir, ca: file("ca.pem"), cert: file("cert.pem"), key: file("key.pem") };
 }
@@ -241,6 +206,7 @@ async function makeSsh(dir, port, socket) {
     config: file("ssh_config"),
     bin: file("bin"),
     sshdConfig: file("sshd_config"),
+    sshdLog: file("sshd.log"),
     hostKeyBlob: Buffer.from(hostKey.split(" ")[1], "base64"),
   };
 }
@@ -275,18 +241,9 @@ export class Engine {
 
   /** Global docker CLI flags and environment that reach `host` the way a user's would. */
   get hostArgs() {
-    const args = ["-H", this.host];
-    if (this.tls)
-      args.push(
-        "--tlsverify",
-        "--tlscacert",
-        this.tls.ca,
-        "--tlscert",
-        this.tls.cert,
-        "--tlskey",
-        this.tls.key,
-      );
-    return args;
+    if (!this.tls) return ["-H", this.host];
+    const { ca, cert, key } = this.tls;
+    return ["-H", this.host, "--tlsverify", "--tlscacert", ca, "--tlscert", cert, "--tlskey", key];
   }
 
   get hostEnv() {
@@ -454,7 +411,7 @@ export class Engine {
   }
 
   async startSshd() {
-    const log = openSync(path.join(this.ssh.bin, "..", "sshd.log"), "a");
+    const log = openSync(this.ssh.sshdLog, "a");
     mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // Debian's sshd privilege separation directory
     this.#sshd = spawn(commandPath("sshd"), ["-D", "-e", "-f", this.ssh.sshdConfig], {
       stdio: ["ignore", log, log],

@@ -1,5 +1,5 @@
-// Helpers shared by the rest-server benchmarks.
-import { spawn } from "node:child_process";
+// Helpers shared by the benchmarks.
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
@@ -14,6 +14,14 @@ export const REST_SERVER = path.resolve(import.meta.dirname, "../dist/cli/rest-s
 const OURS = [...shebangFlags(REST_SERVER), REST_SERVER];
 
 export const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** Run a command to the end, synchronously; its output, or an error with its stderr (unless allowFail). */
+export function sh(command, args, options = {}) {
+  const result = spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, ...options });
+  if (result.status !== 0 && !options.allowFail)
+    throw new Error(`${command} ${args.join(" ")} exited ${result.status}: ${result.stderr}`);
+  return result;
+}
 
 /** Run a command to the end; its stderr is in the error when it fails. */
 export function exec(command, argv, env = {}) {
@@ -32,6 +40,7 @@ export function exec(command, argv, env = {}) {
   });
 }
 
+/** Seconds `fn` took (awaited). */
 export async function timed(fn) {
   const start = process.hrtime.bigint();
   await fn();

@@ -44,6 +44,11 @@ declare -A NEEDED=(
   [ip]=iproute2
   [ss]=iproute2
   [curl]=curl
+  # the extra Docker engines of test/support/engines.ts (one reached over ssh)
+  [nsenter]=util-linux
+  [sshd]=openssh-server
+  [ssh]=openssh-client
+  [ssh-keygen]=openssh-client
   # the single-node Ceph cluster (S3 through radosgw) of scripts/setup-ceph.sh
   [ceph-mon]=ceph-mon
   [ceph-osd]=ceph-osd

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll } from "vitest";
@@ -166,4 +167,34 @@ export async function resticRepository(scope: TestScope) {
   const restic = await resticClient(scope, repoDir, { password: "pw" });
   await restic.run(["init"]);
   return { env, restic, repoDir };
+}
+
+/** Files in a named volume, written by a container as an application would. */
+export async function fillVolume(volume: string, script: string): Promise<void> {
+  await run("docker", [
+    "run",
+    "--rm",
+    "--network",
+    "none",
+    "-v",
+    `${volume}:/data`,
+    "stowage-test/busybox:1",
+    "sh",
+    "-c",
+    script,
+  ]);
+}
+
+/** An env file (docker --env-file syntax, 0600) for backup-once and restore to reach this repository. */
+export async function resticEnvFile(scope: TestScope, repository: string, password: string): Promise<string> {
+  const dir = await scope.tempDir("stowage-sidecar-env-");
+  const file = path.join(dir, "restic.env");
+  await writeFile(
+    file,
+    `RESTIC_REPOSITORY=${repository}\nRESTIC_PASSWORD=${password}\nRESTIC_CACHE_DIR=${dir}/cache\n`,
+    {
+      mode: 0o600,
+    },
+  );
+  return file;
 }

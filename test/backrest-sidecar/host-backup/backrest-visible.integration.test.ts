@@ -1,11 +1,10 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { expect, it } from "vitest";
-import { run } from "../../../src/system/exec.js";
 import { describeWithBackrest, startBackrestWithRepo } from "../../support/backrest.js";
 import { httpSink } from "../../support/http-sink.js";
 import { useScope } from "../../support/scope.js";
-import { sidecar, world } from "../harness.js";
+import { fillVolume, resticEnvFile, sidecar, world } from "../harness.js";
 
 type Json = Record<string, unknown>;
 
@@ -18,18 +17,7 @@ describeWithBackrest("a workload's backups show in Backrest, and its labels' not
     const { backrest, repoDir, password } = await startBackrestWithRepo(scope);
     const w = await world(scope);
     const volume = await w.volume("files");
-    await run("docker", [
-      "run",
-      "--rm",
-      "--network",
-      "none",
-      "-v",
-      `${volume}:/data`,
-      "stowage-test/busybox:1",
-      "sh",
-      "-c",
-      "echo one > /data/a",
-    ]);
+    await fillVolume(volume, "echo one > /data/a");
     await w.container("files", { "backrest.enable": "true", "restic-compose-backup.volumes": "true" }, [
       `${volume}:/data`,
     ]);
@@ -37,15 +25,8 @@ describeWithBackrest("a workload's backups show in Backrest, and its labels' not
     const id = planIdOf(w.marker, "files");
     expect((await backrest.call("Backup", { value: id })).status, await backrest.log()).toBe(200);
 
+    const envFile = await resticEnvFile(scope, repoDir, password);
     const dir = await scope.tempDir("stowage-backrest-visible-");
-    const envFile = path.join(dir, "restic.env");
-    await writeFile(
-      envFile,
-      `RESTIC_REPOSITORY=${repoDir}\nRESTIC_PASSWORD=${password}\nRESTIC_CACHE_DIR=${dir}/cache\n`,
-      {
-        mode: 0o600,
-      },
-    );
     const report = path.join(dir, "report.json");
     const once = await sidecar([
       "backup-once",
@@ -102,12 +83,7 @@ describeWithBackrest("a workload's backups show in Backrest, and its labels' not
     expect(notified[0]?.authorization).toBe(`Basic ${Buffer.from("bot:s3cret").toString("base64")}`);
 
     sink.requests.length = 0;
-    const dir = await scope.tempDir("stowage-backrest-notify-");
-    const envFile = path.join(dir, "restic.env");
-    await writeFile(
-      envFile,
-      `RESTIC_REPOSITORY=${repoDir}\nRESTIC_PASSWORD=${password}\nRESTIC_CACHE_DIR=${dir}/cache\n`,
-    );
+    const envFile = await resticEnvFile(scope, repoDir, password);
     const once = await sidecar([
       "backup-once",
       "--backrest-url",

@@ -13,7 +13,7 @@ import {
   type RunningBackrest,
 } from "../../support/backrest.js";
 import { freePort, useScope } from "../../support/scope.js";
-import { CLI, SIDECAR_ENV, sidecar, world } from "../harness.js";
+import { CLI, fillVolume, SIDECAR_ENV, sidecar, world } from "../harness.js";
 
 type Json = Record<string, unknown>;
 
@@ -27,22 +27,6 @@ async function uiEdit(backrest: RunningBackrest, change: (config: Json) => void)
   const config = await backrest.ok("GetConfig");
   change(config);
   return backrest.ok("SetConfig", config);
-}
-
-/** Files in a named volume, written by a container as an application would. */
-async function fillVolume(volume: string, script: string) {
-  await run("docker", [
-    "run",
-    "--rm",
-    "--network",
-    "none",
-    "-v",
-    `${volume}:/data`,
-    "stowage-test/busybox:1",
-    "sh",
-    "-c",
-    script,
-  ]);
 }
 
 describeWithBackrest("backrest-sidecar drives a running Backrest v1.14.1 through its API", () => {

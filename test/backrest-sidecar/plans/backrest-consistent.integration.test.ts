@@ -13,7 +13,7 @@ import {
 import { createLoopBtrfs } from "../../support/btrfs.js";
 import { ensureDatabaseImage } from "../../support/databases.js";
 import { type TestScope, useScope } from "../../support/scope.js";
-import { SIDECAR_ENV, sidecar, startSidecar, world } from "../harness.js";
+import { resticEnvFile, SIDECAR_ENV, sidecar, startSidecar, world } from "../harness.js";
 
 type Json = Record<string, unknown>;
 
@@ -100,6 +100,28 @@ async function nothingLeft(volumesRoot: string, btrfsMount: string) {
   const journal = path.join(STATE_DIR, "journal");
   const left = (await run("ls", ["-A", journal], { okStatuses: [0, 2] })).stdout.split("\n").filter(Boolean);
   expect(left).toEqual([]);
+}
+
+/** A workload with 900 MB in a btrfs subvolume: a backup of it takes long enough to be cut. */
+async function bigWorkload(
+  scope: TestScope,
+  w: Awaited<ReturnType<typeof world>>,
+  labels: Record<string, string>,
+) {
+  const fs = await createLoopBtrfs(scope, { sizeMiB: 2048 });
+  await sh(
+    `btrfs -q subvolume create ${fs.mountPoint}/@big && head -c 900000000 /dev/urandom > ${fs.mountPoint}/@big/blob`,
+  );
+  const big = await w.container(
+    "big",
+    { "backrest.enable": "true", ...labels },
+    [`${fs.mountPoint}/@big:/data`],
+    {
+      start: true,
+      command: IDLE,
+    },
+  );
+  return { fs, big };
 }
 
 function resticOf(repoDir: string, password: string) {
@@ -223,14 +245,7 @@ describeWithBackrest(
       expect(dump).not.toContain("pg-secret-7");
 
       await psql("drop table kept");
-      const env = path.join(await scope.tempDir("stowage-consistent-env-"), "restic.env");
-      await run("sh", [
-        "-c",
-        `printf 'RESTIC_REPOSITORY=%s\\nRESTIC_PASSWORD=%s\\n' "$0" "$1" > "$2"`,
-        repoDir,
-        password,
-        env,
-      ]);
+      const env = await resticEnvFile(scope, repoDir, password);
       const restored = await sidecar(["restore", pg, "--rcb-env-file", env, ...w.only]);
       expect(restored.status, restored.stderr).toBe(0);
       expect((await psql("select count(*) from kept")).stdout.trim()).toBe("5000");
@@ -271,16 +286,7 @@ describeWithBackrest(
     it("Backrest killed with kill -9 mid-backup, then recover: containers running, no snapshot or mount left", async () => {
       const { backrest } = await startBackrestWithRepo(scope);
       const w = await world(scope);
-      const fs = await createLoopBtrfs(scope, { sizeMiB: 2048 });
-      await sh(
-        `btrfs -q subvolume create ${fs.mountPoint}/@big && head -c 900000000 /dev/urandom > ${fs.mountPoint}/@big/blob`,
-      );
-      const big = await w.container(
-        "big",
-        { "backrest.enable": "true", "restic-compose-backup.quiesce": "true" },
-        [`${fs.mountPoint}/@big:/data`],
-        { start: true, command: IDLE },
-      );
+      const { fs, big } = await bigWorkload(scope, w, { "restic-compose-backup.quiesce": "true" });
       const d = await daemon(scope, backrest, w.only);
       void backrest.call("Backup", { value: planIdOf(big) }).catch(() => {});
       await d.until(
@@ -301,14 +307,7 @@ describeWithBackrest(
     it("Backrest crashed mid-backup and started again (no end hook came): the daemon finishes the plan once Backrest says its backup is over", async () => {
       const { backrest } = await startBackrestWithRepo(scope);
       const w = await world(scope);
-      const fs = await createLoopBtrfs(scope, { sizeMiB: 2048 });
-      await sh(
-        `btrfs -q subvolume create ${fs.mountPoint}/@big && head -c 900000000 /dev/urandom > ${fs.mountPoint}/@big/blob`,
-      );
-      const big = await w.container("big", { "backrest.enable": "true" }, [`${fs.mountPoint}/@big:/data`], {
-        start: true,
-        command: IDLE,
-      });
+      const { fs, big } = await bigWorkload(scope, w, {});
       const d = await daemon(scope, backrest, w.only, "2s");
       void backrest.call("Backup", { value: planIdOf(big) }).catch(() => {});
       await d.until(
