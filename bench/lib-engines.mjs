@@ -9,10 +9,10 @@
 // -H fd://, so no relay is needed. kind "ssh": an sshd of its own on a loopback port whose sessions
 // get DOCKER_HOST pointing at this engine, as `docker -H ssh://` and dockerode's ssh2 reach it.
 // Root only.
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { chmod, copyFile, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
 import { connect } from "node:net";
 import os from "node:os";
@@ -20,22 +20,12 @@ import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import Docker from "dockerode";
 import { freePort } from "./lib.mjs";
+import { commandPath, makeSsh, makeTls, run } from "./lib-engine-access.mjs";
 
 export const TEST_IMAGE = "stowage-test/busybox:1";
 const DEFAULT_SOCKET = "/var/run/docker.sock";
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 60_000;
-
-/** Run a command to the end; resolves its output, rejects with its stderr. */
-function run(command, args, { env, input } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = execFile(command, args, { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${command} ${args.join(" ")}: ${stderr.trim() || error.message}`));
-      else resolve({ stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
-}
 
 function connects(port) {
   return new Promise((resolve) => {
@@ -115,107 +105,10 @@ function tail(file, lines = 15) {
   }
 }
 
-function commandPath(name) {
-  const dirs = [...(process.env.PATH ?? "").split(":"), "/usr/sbin", "/sbin"];
-  const found = dirs.map((dir) => path.join(dir, name)).find((candidate) => existsSync(candidate));
-  if (!found) throw new Error(`the '${name}' command is missing; run 'npm run setup-host' as root`);
-  return found;
-}
-
-/** A CA, a server certificate for 127.0.0.1/localhost and a client certificate, as dockerd and the CLI take them. */
-async function makeTls(dir) {
-  mkdirSync(dir, { mode: 0o700 });
-  const file = (name) => path.join(dir, name);
-  const key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await run("openssl", [
-    ...["req", "-x509", ...key, "-days", "2", "-subj", "/CN=stowage-test-ca", "-keyout", file("ca-key.pem")],
-    ...["-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
-    ...["-out", file("ca.pem")],
-  ]);
-  const sign = async (keyFile, certFile, subject, extensions) => {
-    await writeFile(file("ext.cnf"), extensions);
-    const request = ["-subj", subject, "-keyout", file(keyFile), "-out", file("req.csr")];
-    await run("openssl", ["req", ...key, ...request]);
-    await run("openssl", [
-      ...["x509", "-req", "-in", file("req.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem")],
-      ...["-set_serial", `0x${randomBytes(8).toString("hex")}`, "-days", "2"],
-      ...["-extfile", file("ext.cnf"), "-out", file(certFile)],
-    ]);
-  };
-  const server = "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n";
-  await sign("server-key.pem", "server-cert.pem", "/CN=localhost", server);
-  await sign("key.pem", "cert.pem", "/CN=stowage-test-client", "extendedKeyUsage=clientAuth\n");
-  return { dir, ca: file("ca.pem"), cert: file("cert.pem"), key: file("key.pem") };
-}
-
-/** An sshd of its own on `port`: root by key only, its sessions' DOCKER_HOST is `socket`. */
-async function makeSsh(dir, port, socket) {
-  mkdirSync(path.join(dir, "bin"), { recursive: true, mode: 0o700 });
-  const file = (name) => path.join(dir, name);
-  for (const key of ["host_key", "user_key"])
-    await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `stowage-test-${key}`, "-f", file(key)]);
-  await copyFile(file("user_key.pub"), file("authorized_keys"));
-  const hostKey = (await readFile(file("host_key.pub"), "utf8")).split(" ").slice(0, 2).join(" ");
-  await writeFile(file("known_hosts"), `[127.0.0.1]:${port} ${hostKey}\n`);
-  await writeFile(
-    file("sshd_config"),
-    [
-      `ListenAddress 127.0.0.1:${port}`,
-      `HostKey ${file("host_key")}`,
-      `PidFile ${file("sshd.pid")}`,
-      `AuthorizedKeysFile ${file("authorized_keys")}`,
-      "AuthenticationMethods publickey",
-      "PermitRootLogin prohibit-password",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "UsePAM no",
-      // the files live under /tmp, which is world-writable
-      "StrictModes no",
-      "UseDNS no",
-      "PrintMotd no",
-      "PrintLastLog no",
-      // dockerode opens one ssh connection per API call
-      "MaxStartups 200",
-      "MaxSessions 200",
-      `SetEnv DOCKER_HOST=unix://${socket}`,
-      "",
-    ].join("\n"),
-  );
-  // The Docker CLI runs plain `ssh`: a wrapper first in PATH gives it this key and known_hosts.
-  await writeFile(
-    file("ssh_config"),
-    [
-      "Host *",
-      `  IdentityFile ${file("user_key")}`,
-      "  IdentitiesOnly yes",
-      `  UserKnownHostsFile ${file("known_hosts")}`,
-      "  GlobalKnownHostsFile /dev/null",
-      "  StrictHostKeyChecking yes",
-      "  BatchMode yes",
-      "  LogLevel ERROR",
-      "",
-    ].join("\n"),
-  );
-  await writeFile(file("bin/ssh"), `#!/bin/sh\nexec ${commandPath("ssh")} -F ${file("ssh_config")} "$@"\n`);
-  await chmod(file("bin/ssh"), 0o755);
-  return {
-    user: "root",
-    port,
-    privateKey: file("user_key"),
-    knownHosts: file("known_hosts"),
-    config: file("ssh_config"),
-    bin: file("bin"),
-    sshdConfig: file("sshd_config"),
-    sshdLog: file("sshd.log"),
-    hostKeyBlob: Buffer.from(hostKey.split(" ")[1], "base64"),
-  };
-}
-
-export class Engine {
+class Engine {
   #dockerd;
   #sshd;
   #port;
-  #started = false;
 
   constructor({ name, dir, netns, kind, port }) {
     this.name = name;
@@ -264,6 +157,8 @@ export class Engine {
       ...["--data-root", this.dataRoot, "--exec-root", this.execRoot, "--pidfile", this.pidfile],
       ...["--config-file", path.join(this.dir, "daemon.json"), "-H", `unix://${this.socket}`],
       ...["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false"],
+      // dockerd 20.10 uses a system containerd (/run/containerd/containerd.sock) when there is one
+      ...["--containerd-namespace", this.netns, "--containerd-plugins-namespace", `${this.netns}-plugins`],
     ];
     if (!this.tls) return argv;
     const server = (name) => path.join(this.tls.dir, name);
@@ -285,10 +180,7 @@ export class Engine {
     let activated = !this.tls;
     while (!exited(child) && Date.now() < deadline) {
       if (!activated) activated = await connects(this.#port);
-      if (activated && (await ping(this.socket))) {
-        this.#started = true;
-        return;
-      }
+      if (activated && (await ping(this.socket))) return;
       await sleep(100);
     }
     const why = exited(child)
@@ -424,9 +316,9 @@ export class Engine {
   }
 
   /**
-   * Remove everything: the engine's containers (starting dockerd again if it is down), dockerd,
-   * sshd and their sessions, stray shims and mounts under the engine's directory, the network
-   * namespace, the directory. Throws naming what could not be undone.
+   * Remove everything: the engine's containers (through dockerd, or with runc when dockerd is
+   * down), dockerd, sshd and their sessions, stray shims and mounts under the engine's directory,
+   * the network namespace, the directory. Throws naming what could not be undone.
    */
   async close() {
     const problems = [];
@@ -445,7 +337,6 @@ export class Engine {
         await ended(sshd, 10_000);
       });
     }
-    if (this.#started && !this.running) await attempt("start dockerd to clean up", () => this.start());
     if (this.running)
       await attempt("remove containers", async () => {
         const docker = this.client();
@@ -462,7 +353,7 @@ export class Engine {
 
   /** Containers dockerd could not remove (runc state), then shims and anything else of ours. */
   async #endLeftovers() {
-    const runcRoot = path.join(this.execRoot, "runtime-runc", "moby");
+    const runcRoot = path.join(this.execRoot, "runtime-runc", this.netns);
     if (existsSync(runcRoot))
       for (const id of await readdir(runcRoot))
         await run("runc", ["--root", runcRoot, "delete", "--force", id]).catch(() => undefined);

@@ -13,20 +13,9 @@ const LABEL = "io.stowage.engine-test";
 
 /** `docker run -d` of a labelled container, then its id as the engine lists it by that label. */
 async function runLabelled(engine: ExtraEngine, through: "socket" | "host", value: string): Promise<string> {
-  const run = [
-    "run",
-    "-d",
-    "--stop-timeout",
-    "1",
-    "--network",
-    "none",
-    "--label",
-    `${LABEL}=${value}`,
-    TEST_IMAGE,
-    "sleep",
-    "600",
-  ];
-  const id = (await engine.docker(run, { through })).stdout.trim();
+  const options = ["--stop-timeout", "1", "--network", "none", "--label", `${LABEL}=${value}`];
+  const args = ["run", "-d", ...options, TEST_IMAGE, "sleep", "600"];
+  const id = (await engine.docker(args, { through })).stdout.trim();
   const listed = await engine.docker(["ps", "-q", "--no-trunc", "--filter", `label=${LABEL}=${value}`], {
     through,
   });
