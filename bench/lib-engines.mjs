@@ -281,7 +281,7 @@ class Engine {
    */
   async createContainers(
     count,
-    { labels = {}, prefix = this.name, image = TEST_IMAGE, concurrency = 16 } = {},
+    { labels = {}, prefix = this.name, image = TEST_IMAGE, concurrency = 16, binds = [] } = {},
   ) {
     const docker = this.client();
     const ids = new Array(count);
@@ -293,7 +293,7 @@ class Engine {
           Image: image,
           Cmd: ["sleep", "3600"],
           Labels: typeof labels === "function" ? labels(i) : labels,
-          HostConfig: { NetworkMode: "none" },
+          HostConfig: { NetworkMode: "none", Binds: binds },
         });
         ids[i] = container.id;
       }

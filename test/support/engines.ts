@@ -81,6 +81,8 @@ export interface ExtraEngine {
       prefix?: string;
       image?: string;
       concurrency?: number;
+      /** `-v` binds, `host:container`. */
+      binds?: string[];
     },
   ): Promise<string[]>;
   /** Remove its containers, dockerd, sshd, namespace and directory (done by the scope). */

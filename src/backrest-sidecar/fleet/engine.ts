@@ -90,6 +90,7 @@ export async function engineClient(target: HostTarget): Promise<Docker> {
       readyTimeout: ENGINE_TIMEOUT_MS,
       hostVerifier: (key: Buffer) => trusted.some((k) => k.equals(key)),
     },
-    timeout: ENGINE_TIMEOUT_MS,
+    // No request timeout here: docker-modem sets it on the socket, and an ssh channel has none
+    // (readyTimeout bounds the connection instead).
   } as Docker.DockerOptions);
 }
