@@ -9,70 +9,22 @@
 // Root, after `npm run build`; needs BACKREST_BIN, BACKREST_RESTIC_BIN and the test image
 // stowage-test/busybox:1 (made by the integration tests).
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { median, sh, timed } from "./lib.mjs";
+import { requireBackrest, startBackrest } from "./lib-backrest.mjs";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CLI = path.join(ROOT, "dist/cli/backrest-sidecar.js");
 const RUNS = Number(process.env.RUNS ?? 5);
 const SIZES = (process.env.SIZES_GIB ?? "1,8").split(",").map(Number);
 const IMAGE = "stowage-test/busybox:1";
-const { BACKREST_BIN, BACKREST_RESTIC_BIN } = process.env;
-if (!BACKREST_BIN || !BACKREST_RESTIC_BIN) {
-  console.error("set BACKREST_BIN and BACKREST_RESTIC_BIN (Backrest v1.14.1, restic >= 0.19.1)");
-  process.exit(2);
-}
+requireBackrest();
 const marker = `bench-${process.pid}`;
 const work = mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), "stowage-bench-plans-"));
 const mnt = path.join(work, "mnt");
 const fmt = (values) => values.map((v) => v.toFixed(2)).join(", ");
-
-/** A Backrest of our own on a loopback port, auth off. */
-async function startBackrest() {
-  const dir = path.join(work, "backrest");
-  mkdirSync(dir);
-  const config = path.join(dir, "config.json");
-  writeFileSync(config, JSON.stringify({ version: 6, instance: "bench", auth: { disabled: true } }), {
-    mode: 0o600,
-  });
-  const port = 20000 + (process.pid % 20000);
-  const child = spawn(BACKREST_BIN, [], {
-    cwd: dir,
-    detached: true,
-    stdio: "ignore",
-    env: {
-      PATH: process.env.PATH,
-      HOME: dir,
-      BACKREST_PORT: `127.0.0.1:${port}`,
-      BACKREST_CONFIG: config,
-      BACKREST_DATA: path.join(dir, "data"),
-      BACKREST_RESTIC_COMMAND: BACKREST_RESTIC_BIN,
-    },
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const call = async (method, body = {}) => {
-    const response = await fetch(`${url}/v1.Backrest/${method}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${method}: ${response.status} ${text}`);
-    return JSON.parse(text || "{}");
-  };
-  for (let i = 0; ; i++) {
-    try {
-      await call("GetConfig");
-      break;
-    } catch (error) {
-      if (i > 600) throw error;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  return { url, call, stop: () => process.kill(-child.pid, "SIGKILL") };
-}
 
 /** Docker's die-to-start window of a container since `since` (ms), in seconds. */
 function downtime(container, since) {
@@ -112,7 +64,7 @@ try {
   sh("mkfs.btrfs", ["-q", "-f", device]);
   mkdirSync(mnt);
   sh("mount", [device, mnt]);
-  backrest = await startBackrest();
+  backrest = await startBackrest(path.join(work, "backrest"));
   const socket = path.join(work, "sidecar.sock");
   const volumesRoot = path.join(work, "volumes");
   const only = (mode) => ["--only-label", `io.stowage.bench=${marker}-${mode}`];

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+// Benchmark: one sidecar keeping ENGINES Docker hosts right (default 10 real dockerd, each in its
+// own network namespace, each with its own real Backrest), CONTAINERS labelled containers on each
+// (default 50). Prints: `reconcile --targets` of all (the first, which sets every plan, and a second
+// with nothing to change), wall time and the process's peak RSS; then the daemon following every
+// engine's events: ROUNDS times a labelled container is started on all engines at once, and the
+// time from `docker start` to its plan in that host's Backrest (polled through GetConfig) is taken
+// per event; median and 90th percentile, and the daemon's peak RSS. Targets (issue 30): reconcile
+// under 3 s, memory under 150 MB, event to plan under 1 s at the median.
+// Root, after `npm run build`; needs BACKREST_BIN, BACKREST_RESTIC_BIN and the test image
+// stowage-test/busybox:1 (made by the integration tests).
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { stringify } from "yaml";
+import { shebangFlags } from "../scripts/node-flags.mjs";
+import { median } from "./lib.mjs";
+import { requireBackrest, startBackrest } from "./lib-backrest.mjs";
+import { closeEngines, startEngines } from "./lib-engines.mjs";
+
+requireBackrest();
+const ROOT = path.resolve(import.meta.dirname, "..");
+const CLI = path.join(ROOT, "dist/cli/backrest-sidecar.js");
+const ENGINES = Number(process.env.ENGINES ?? 10);
+const CONTAINERS = Number(process.env.CONTAINERS ?? 50);
+const ROUNDS = Number(process.env.ROUNDS ?? 5);
+const work = mkdtempSync(path.join(process.env.BENCH_DIR ?? os.tmpdir(), "stowage-bench-fleet-"));
+const percentile = (values, p) =>
+  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(values.length * p))];
+const mib = (bytes) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+
+/** The sidecar as its command runs it, its peak RSS polled from /proc until it ends. */
+function sidecar(args, { detached = false } = {}) {
+  const child = spawn(process.execPath, [...shebangFlags(CLI), CLI, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, BACKREST_SIDECAR_STATE_DIR: path.join(work, "state") },
+    detached,
+  });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  let peak = 0;
+  const poll = setInterval(async () => {
+    const status = await readFile(`/proc/${child.pid}/status`, "utf8").catch(() => "");
+    peak = Math.max(peak, Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024);
+  }, 20);
+  const done = new Promise((resolve) =>
+    child.on("exit", (code) => {
+      clearInterval(poll);
+      resolve({ code, stderr, peak });
+    }),
+  );
+  return { child, done, peak: () => peak, stderr: () => stderr };
+}
+
+const engines = [];
+const backrests = [];
+let daemon;
+try {
+  console.log(`starting ${ENGINES} engines and ${ENGINES} Backrests ...`);
+  engines.push(...(await startEngines(ENGINES, { parent: work })));
+  for (let i = 0; i < ENGINES; i++)
+    backrests.push(await startBackrest(path.join(work, `backrest-${i}`), `host${i}`));
+  for (const [i, b] of backrests.entries())
+    await b.call("AddRepo", {
+      repo: { id: "default", uri: path.join(work, `repo-${i}`), password: "bench" },
+    });
+  const data = path.join(work, "data");
+  for (const engine of engines)
+    await engine.createContainers(CONTAINERS, {
+      prefix: `${engine.name}-app`,
+      labels: (i) => ({ "backrest.enable": "true", "com.docker.compose.service": `svc${i}` }),
+      binds: [`${data}:/data`],
+    });
+  const targets = path.join(work, "targets.yaml");
+  writeFileSync(
+    targets,
+    stringify({
+      hosts: engines.map((e, i) => ({
+        name: `host${i}`,
+        docker: e.host,
+        backrest: { url: backrests[i].url },
+      })),
+    }),
+  );
+  for (const round of ["first (every plan set)", "second (nothing to change)"]) {
+    const started = process.hrtime.bigint();
+    const run = sidecar(["reconcile", "--targets", targets]);
+    const { code, stderr, peak } = await run.done;
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (code !== 0 && code !== 2) throw new Error(`reconcile exited ${code}: ${stderr.slice(-2000)}`);
+    console.log(
+      `reconcile --targets, ${ENGINES} hosts x ${CONTAINERS} containers, ${round}: ${seconds.toFixed(2)} s, peak RSS ${mib(peak)} (targets: < 3 s, < 150 MB)`,
+    );
+  }
+
+  daemon = sidecar(["daemon", "--targets", targets, "--with-events", "--interval", "1h"]);
+  for (let i = 0; (daemon.stderr().match(/"reconcile\.complete"/g) ?? []).length < ENGINES; i++) {
+    if (i > 1200) throw new Error(`the daemon did not reconcile every host: ${daemon.stderr().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const latencies = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    // All ten engines send an event at once: a labelled container started on each.
+    const events = engines.map(async (engine, i) => {
+      const name = `ev-${round}-${i}`;
+      const planId = `backrest_sidecar_ev_${round}_${i}`;
+      await engine.docker([
+        "create",
+        "--name",
+        name,
+        "--network",
+        "none",
+        "--label",
+        "backrest.enable=true",
+        "-v",
+        `${data}:/data`,
+        "stowage-test/busybox:1",
+        "sleep",
+        "3600",
+      ]);
+      const t0 = Date.now();
+      await engine.docker(["start", name]);
+      for (;;) {
+        const config = await backrests[i].call("GetConfig");
+        if ((config.plans ?? []).some((p) => p.id === planId)) return Date.now() - t0;
+        if (Date.now() - t0 > 60_000) throw new Error(`no plan ${planId} within 60 s`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    });
+    latencies.push(...(await Promise.all(events)));
+  }
+  console.log(
+    `event to plan in that host's Backrest, ${ENGINES} engines at once x ${ROUNDS}: median ${(median(latencies) / 1000).toFixed(2)} s, p90 ${(percentile(latencies, 0.9) / 1000).toFixed(2)} s (target: median < 1 s); the daemon's peak RSS ${mib(daemon.peak())} (target < 150 MB)`,
+  );
+} finally {
+  if (daemon) {
+    daemon.child.kill("SIGTERM");
+    await daemon.done;
+  }
+  for (const b of backrests) b.stop();
+  await closeEngines(engines);
+  rmSync(work, { recursive: true, force: true });
+}
