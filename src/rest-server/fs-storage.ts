@@ -9,7 +9,14 @@ import { nextTurn } from "../system/signals.js";
 import { writeBody } from "./body-writer.js";
 import { HttpError, storageError } from "./http-error.js";
 import { parseRange } from "./range.js";
-import { BLOB_TYPES, type BlobType, isBlobId, type ObjectType, repoOfStoredPath } from "./repo-path.js";
+import {
+  BLOB_TYPES,
+  type BlobType,
+  isBlobId,
+  type ObjectType,
+  objectSegments,
+  repoOfStoredPath,
+} from "./repo-path.js";
 import { sendFileRange } from "./send-file.js";
 import type {
   ListEntry,
@@ -69,11 +76,7 @@ export class FsStorage implements Storage {
   }
 
   private objectPath(repo: readonly string[], type: ObjectType, name?: string): string {
-    const dir = this.repoDir(repo);
-    if (type === "config") return path.join(dir, "config");
-    if (name === undefined) return path.join(dir, type);
-    if (type === "data") return path.join(dir, "data", name.slice(0, 2), name);
-    return path.join(dir, type, name);
+    return path.join(this.repoDir(repo), ...objectSegments(type, name));
   }
 
   private async makeDir(dir: string): Promise<void> {
@@ -233,6 +236,25 @@ export class FsStorage implements Storage {
       await close();
       throw error;
     }
+  }
+
+  async read(ref: ObjectRef): Promise<{ size: number; body: Readable } | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.file(ref), "r");
+    } catch (error) {
+      if (isMissing(error) || isErrno(error, "EISDIR")) return undefined;
+      throw error;
+    }
+    const info = await handle.stat().catch(async (error: unknown) => {
+      await handle.close();
+      throw error;
+    });
+    if (!info.isFile()) {
+      await handle.close();
+      return undefined;
+    }
+    return { size: info.size, body: handle.createReadStream({ highWaterMark: 512 * 1024 }) };
   }
 
   /** Walk the tree once (start-up): every object's repository and size; crashed uploads' temp files removed. */

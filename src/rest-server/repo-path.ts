@@ -23,6 +23,17 @@ export type Target =
 export type PathResult = { ok: true; target: Target } | { ok: false; status: 400 | 404; message: string };
 
 /**
+ * Where an object lies below its repository, in restic's layout (its local and s3 backends and
+ * rest-server share it): `config`, `data/<first 2 hex>/<id>`, `<type>/<id>`; without a name, the
+ * type's folder. Both storages build their paths and keys from this one mapping.
+ */
+export function objectSegments(type: ObjectType, name?: string): string[] {
+  if (type === "config") return ["config"];
+  if (name === undefined) return [type];
+  return type === "data" ? ["data", name.slice(0, 2), name] : [type, name];
+}
+
+/**
  * The repository (`""`, `alice`, `alice/laptop`) a stored object belongs to, from the segments of
  * its path below the storage's root (file name included); undefined when it is in no type folder
  * at a depth a repository can have.

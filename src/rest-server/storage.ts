@@ -72,6 +72,8 @@ export interface Storage {
    * Where the client may read the object itself (a redirect), or undefined when this server sends
    * it. Only a storage with its own HTTP front (S3, when asked to) has one.
    */
+  /** The whole object as a stream (copies to a mirror), or undefined when absent. */
+  read(ref: ObjectRef): Promise<{ size: number; body: Readable } | undefined>;
   readUrl?(ref: ObjectRef, rangeHeader: string | undefined): Promise<string | undefined>;
   /** Store an upload under its final name, never visible before it is complete and verified. */
   save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome>;
