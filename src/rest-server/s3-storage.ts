@@ -14,6 +14,7 @@ import type { Logger } from "../system/log.js";
 import { HttpError } from "./http-error.js";
 import { type BlobType, isBlobId, objectSegments, repoOfStoredPath } from "./repo-path.js";
 import { isNotFound, newClient, S3Bucket, type S3Failure, statusOf } from "./s3-bucket.js";
+import { explainS3Failure } from "./s3-errors.js";
 import { S3Reader } from "./s3-read.js";
 import type {
   ListEntry,
@@ -62,6 +63,8 @@ export interface S3StorageOptions {
    * storage to the client, not through us), signed for this endpoint (default: `endpoint`).
    */
   redirectReads?: { endpoint: string | undefined };
+  /** The flag that named this storage, for start-up errors (default --storage). */
+  flag?: string;
   /** A profile of the AWS config files for this storage's credentials (else the standard chain). */
   profile?: string;
   log: Logger;
@@ -114,28 +117,52 @@ export class S3Storage implements Storage {
     return this.keyOf(ref.repo, ...objectSegments(ref.type, ref.name));
   }
 
+  /**
+   * The bucket answers (or is created). A failure ends the start with what went wrong and what to
+   * try; a HEAD's error has no body, so a listing of one key is asked for its error's name.
+   */
   async prepare(): Promise<void> {
     const Bucket = this.where.bucket;
+    let failure: unknown;
     try {
       await this.client.send(new HeadBucketCommand({ Bucket }));
       return;
     } catch (error) {
-      if (!isNotFound(error)) {
-        const failure = error as S3Failure;
-        throw new ConfigError(
-          `cannot reach bucket ${Bucket}${this.options.endpoint ? ` at ${this.options.endpoint}` : ""}: ${failure.name ?? failure.message} (HTTP ${statusOf(error) ?? "-"})`,
+      failure = error;
+    }
+    if (!isNotFound(failure)) {
+      if (statusOf(failure) !== undefined)
+        failure = await this.client.send(new ListObjectsV2Command({ Bucket, MaxKeys: 1 })).then(
+          () => failure,
+          (error: unknown) => error,
         );
-      }
+      throw await this.startError(`cannot use bucket ${Bucket}`, failure);
     }
     try {
       await this.client.send(new CreateBucketCommand({ Bucket }));
       this.options.log.info({ action: "s3.bucket", bucket: Bucket }, "bucket created");
     } catch (error) {
-      const failure = error as S3Failure;
-      throw new ConfigError(
-        `bucket ${Bucket} does not exist and cannot be created: ${failure.name ?? failure.message}`,
-      );
+      throw await this.startError(`bucket ${Bucket} does not exist and cannot be created`, error);
     }
+  }
+
+  private async startError(what: string, error: unknown): Promise<ConfigError> {
+    const { endpoint } = this.options;
+    const keys = await this.client.config
+      .credentials()
+      .catch(() => undefined as { accessKeyId?: string } | undefined);
+    const host = endpoint
+      ? new URL(endpoint).host
+      : ((error as { hostname?: string }).hostname ?? "the AWS S3 endpoint");
+    const explained = explainS3Failure(error, {
+      endpoint,
+      host,
+      bucket: this.where.bucket,
+      accessKeyId: keys?.accessKeyId,
+    });
+    return new ConfigError(`${this.options.flag ?? "--storage"} ${this.location}: ${what}: ${explained}`, {
+      cause: error,
+    });
   }
 
   async createRepo(repo: readonly string[]): Promise<void> {
