@@ -18,14 +18,15 @@ import {
   repoOfStoredPath,
 } from "./repo-path.js";
 import { sendFileRange } from "./send-file.js";
-import type {
-  ListEntry,
-  ObjectRef,
-  OpenedObject,
-  SaveExpect,
-  SaveOutcome,
-  Storage,
-  StoredBytes,
+import {
+  findRepositories,
+  type ListEntry,
+  type ObjectRef,
+  type OpenedObject,
+  type SaveExpect,
+  type SaveOutcome,
+  type Storage,
+  type StoredBytes,
 } from "./storage.js";
 
 const TEMP_PREFIX = ".tmp-";
@@ -277,15 +278,30 @@ export class FsStorage implements Storage {
     yield* walk(this.root, []);
   }
 
-  async newestSnapshot(repo: string): Promise<number | undefined> {
-    const dir = path.join(this.root, repo, "snapshots");
-    const names = await readdir(dir).catch(() => [] as string[]);
-    let newest: number | undefined;
-    for (const name of names) {
-      const info = await stat(path.join(dir, name)).catch(() => undefined);
-      if (info?.isFile() && (newest === undefined || info.mtimeMs > newest)) newest = info.mtimeMs;
-    }
-    return newest;
+  repositories(): Promise<string[][]> {
+    return findRepositories(async (repo) => {
+      const entries = await readdir(this.repoDir(repo), { withFileTypes: true }).catch((error: unknown) => {
+        if (isMissing(error)) return [];
+        throw error;
+      });
+      return {
+        hasConfig: entries.some((entry) => entry.name === "config" && entry.isFile()),
+        children: entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name),
+      };
+    });
+  }
+
+  async storedTimes(repo: readonly string[], type: BlobType): Promise<Map<string, number>> {
+    const times = new Map<string, number>();
+    const batches = await this.list(repo, type, false);
+    const dir = this.objectPath(repo, type);
+    for await (const batch of batches ?? [])
+      for (const { name } of batch) {
+        const file = type === "data" ? path.join(dir, name.slice(0, 2), name) : path.join(dir, name);
+        const info = await stat(file).catch(() => undefined);
+        if (info?.isFile()) times.set(name, info.mtimeMs);
+      }
+    return times;
   }
 }
 

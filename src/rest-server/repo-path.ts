@@ -5,6 +5,8 @@ export type BlobType = (typeof BLOB_TYPES)[number];
 export type ObjectType = BlobType | "config";
 
 const TYPE_NAMES: ReadonlySet<string> = new Set([...BLOB_TYPES, "config"]);
+/** A folder named like an object type (it ends a repository path). */
+export const isTypeName = (segment: string) => TYPE_NAMES.has(segment);
 /** Repository path segments may nest at most this deep (`/alice/laptop/`). */
 export const MAX_REPO_DEPTH = 2;
 /** A segment becomes a directory name: at most NAME_MAX (255) bytes on Linux filesystems. */

@@ -60,3 +60,27 @@ export function explainS3Failure(error: unknown, at: FailureContext): string {
     return `${at.host} answered HTTP ${status} (${name || "no error code"}): the service is up but failing; see its logs`;
   return `${name || code || "error"}: ${failure.message ?? "no message"}${status ? ` (HTTP ${status})` : ""}; ${endpointHint}`;
 }
+
+const UNREACHABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ETIMEDOUT",
+  "ECONNRESET",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+]);
+
+/**
+ * The service could not be reached or is failing (it may come back), as opposed to a setting that
+ * is wrong (credentials, access, TLS trust) and will not get better by waiting.
+ */
+export function isUnreachable(error: unknown): boolean {
+  const failure = error as S3Failure;
+  const status = statusOf(error);
+  return (
+    UNREACHABLE_CODES.has(failure.code ?? "") ||
+    failure.name === "TimeoutError" ||
+    (status !== undefined && status >= 500)
+  );
+}

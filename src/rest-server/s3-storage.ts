@@ -16,14 +16,15 @@ import { type BlobType, isBlobId, objectSegments, repoOfStoredPath } from "./rep
 import { isNotFound, newClient, S3Bucket, type S3Failure, statusOf } from "./s3-bucket.js";
 import { explainS3Failure } from "./s3-errors.js";
 import { S3Reader } from "./s3-read.js";
-import type {
-  ListEntry,
-  ObjectRef,
-  OpenedObject,
-  SaveExpect,
-  SaveOutcome,
-  Storage,
-  StoredBytes,
+import {
+  findRepositories,
+  type ListEntry,
+  type ObjectRef,
+  type OpenedObject,
+  type SaveExpect,
+  type SaveOutcome,
+  type Storage,
+  type StoredBytes,
 } from "./storage.js";
 import { noteBodyBytes } from "./young-gc.js";
 
@@ -41,17 +42,17 @@ export interface S3Location {
 }
 
 /** `s3://BUCKET[/PREFIX]`. */
-export function parseS3Location(text: string): S3Location {
+export function parseS3Location(text: string, flag = "--storage"): S3Location {
   const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(text);
-  if (!match) throw new ConfigError(`--storage ${text}: expected s3://BUCKET or s3://BUCKET/PREFIX`);
+  if (!match) throw new ConfigError(`${flag} ${text}: expected s3://BUCKET or s3://BUCKET/PREFIX`);
   const bucket = match[1] as string;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
     throw new ConfigError(
-      `--storage ${text}: '${bucket}' is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')`,
+      `${flag} ${text}: '${bucket}' is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')`,
     );
   const prefix = (match[2] ?? "").replace(/^\/+|\/+$/g, "");
   if (prefix.split("/").some((part) => part === "." || part === ".."))
-    throw new ConfigError(`--storage ${text}: the prefix may not contain '.' or '..' segments`);
+    throw new ConfigError(`${flag} ${text}: the prefix may not contain '.' or '..' segments`);
   return { bucket, prefix };
 }
 
@@ -325,14 +326,43 @@ export class S3Storage implements Storage {
     }
   }
 
-  async newestSnapshot(repo: string): Promise<number | undefined> {
-    let newest: number | undefined;
-    for await (const page of this.listPages(`${this.keyOf(repo.split("/"), "snapshots")}/`))
+  repositories(): Promise<string[][]> {
+    return findRepositories(async (repo) => {
+      const base = this.keyOf(repo);
+      const Prefix = base ? `${base}/` : "";
+      let hasConfig = false;
+      const children: string[] = [];
+      let token: string | undefined;
+      do {
+        const page: ListObjectsV2CommandOutput = await this.bucket.call(`LIST ${Prefix}`, () =>
+          this.client.send(
+            new ListObjectsV2Command({
+              Bucket: this.where.bucket,
+              Prefix,
+              Delimiter: "/",
+              ...(token ? { ContinuationToken: token } : {}),
+            }),
+          ),
+        );
+        hasConfig ||= (page.Contents ?? []).some((object) => object.Key === `${Prefix}config`);
+        for (const common of page.CommonPrefixes ?? [])
+          children.push((common.Prefix ?? "").slice(Prefix.length).replace(/\/$/, ""));
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return { hasConfig, children };
+    });
+  }
+
+  async storedTimes(repo: readonly string[], type: BlobType): Promise<Map<string, number>> {
+    const times = new Map<string, number>();
+    const prefix = `${this.keyOf(repo, ...objectSegments(type))}/`;
+    for await (const page of this.listPages(prefix))
       for (const object of page) {
+        const name = (object.Key ?? "").split("/").at(-1) ?? "";
         const time = object.LastModified?.getTime();
-        if (time !== undefined && (newest === undefined || time > newest)) newest = time;
+        if (time !== undefined && isBlobId(name)) times.set(name, time);
       }
-    return newest;
+    return times;
   }
 }
 

@@ -9,11 +9,11 @@ import type { SecureContextOptions } from "node:tls";
 import { ConfigError, isErrno } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { type AccessLog, combinedLogLine, openAccessLog } from "./access-log.js";
-import { FsStorage } from "./fs-storage.js";
 import { createHandler, requestUser } from "./handler.js";
 import { type ListenTarget, parseListen, socketFromSystemd } from "./listen.js";
+import type { MirrorOptions } from "./mirror/start-mirror.js";
+import { openStorage } from "./open-storage.js";
 import type { QuotaLimits } from "./quota-config.js";
-import type { Storage } from "./storage.js";
 import { UsageTracker } from "./usage-tracker.js";
 
 export interface ServerOptions {
@@ -24,6 +24,8 @@ export interface ServerOptions {
   s3Endpoint: string | undefined;
   /** Reads of data blobs answered with a redirect to S3, signed for this endpoint (else s3Endpoint's). */
   s3RedirectReads: { endpoint: string | undefined } | undefined;
+  /** A second storage every stored object is copied to (--mirror ...). */
+  mirror: MirrorOptions | undefined;
   /** Servers sharing the storage (quotas: see UsageTracker). */
   instances: number;
   /** Re-list the storage for quotas and metrics this often (0: only at start-up). */
@@ -159,23 +161,29 @@ async function loadAuth(options: ServerOptions, log: Logger) {
   return (await import("./authenticator.js")).Authenticator.load(file, log);
 }
 
-/** The directory under --path, or (`--storage s3://...`) the bucket, loaded only then. */
-async function openStorage(options: ServerOptions, log: Logger): Promise<Storage> {
-  if (options.storage === undefined)
-    return new FsStorage(options.path, { groupAccessible: options.groupAccessibleRepos });
-  const { S3Storage, parseS3Location } = await import("./s3-storage.js");
-  return new S3Storage(parseS3Location(options.storage), {
-    endpoint: options.s3Endpoint,
-    ...(options.s3RedirectReads ? { redirectReads: options.s3RedirectReads } : {}),
-    log,
-  });
-}
-
 export async function startServer(options: ServerOptions, log: Logger): Promise<RunningServer> {
   validate(options);
   const target = socketFromSystemd(process.env, process.pid) ?? parseListen(options.listen);
-  const storage = await openStorage(options, log);
-  await storage.prepare();
+  const primary = await openStorage(
+    {
+      location: options.storage ?? options.path,
+      flag: "--storage",
+      s3Endpoint: options.s3Endpoint,
+      s3RedirectReads: options.s3RedirectReads,
+      groupAccessible: options.groupAccessibleRepos,
+    },
+    log,
+  );
+  await primary.prepare();
+  const mirror = options.mirror
+    ? await (await import("./mirror/start-mirror.js")).startMirror(
+        primary,
+        options.mirror,
+        options.groupAccessibleRepos,
+        log,
+      )
+    : undefined;
+  const storage = mirror?.storage ?? primary;
   // Optional features load their libraries only when enabled: every module left out keeps the heap
   // small, and with it the cost of each garbage collection while uploads stream through.
   const auth = await loadAuth(options, log);
@@ -205,7 +213,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
       : undefined;
   refresh?.unref();
   const metrics = options.prometheus
-    ? new (await import("./metrics.js")).ServerMetrics(storage, usage)
+    ? new (await import("./metrics.js")).ServerMetrics(storage, usage, mirror?.queue)
     : undefined;
   const handler = createHandler({
     storage,
@@ -274,6 +282,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await mirror?.close();
       if (target.kind === "unix") await removeStaleSocket(target.path).catch(() => {});
       log.info({ action: "shutdown" }, "rest-server stopped");
     },

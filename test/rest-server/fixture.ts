@@ -17,6 +17,7 @@ export function defaultOptions(root: string): ServerOptions {
     storage: undefined,
     s3Endpoint: undefined,
     s3RedirectReads: undefined,
+    mirror: undefined,
     instances: 1,
     usageRefreshMs: 0,
     listen: "127.0.0.1:0",
