@@ -1,8 +1,11 @@
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
 import { CreateBucketCommand, DeleteBucketPolicyCommand, PutBucketPolicyCommand } from "@aws-sdk/client-s3";
 import { describe, expect, it } from "vitest";
 import { cephS3, ownGateway, s3Client, testBucket } from "../support/s3.js";
 import { freePort, useScope } from "../support/scope.js";
-import { runServerToExit } from "./process.js";
+import { request } from "./fixture.js";
+import { runServerToExit, spawnServer } from "./process.js";
 import { spawnS3Server } from "./s3-server.js";
 
 /**
@@ -119,5 +122,80 @@ describe("rest-server --storage: start-up errors a person can act on", () => {
       env: { NODE_EXTRA_CA_CERTS: gateway.caFile as string },
     });
     expect(fine.url).toMatch(/^http:/);
+  });
+
+  it("--mirror: a wrong key in the mirror's profile ends the start naming --mirror; a mirror that is only down is a warning and the server serves", async () => {
+    const bucket = testBucket(scope);
+    const home = await scope.tempDir("stowage-mirror-home-");
+    const credentials = path.join(home, "credentials");
+    await writeFile(
+      credentials,
+      `[offsite]\naws_access_key_id = ${ceph.env.AWS_ACCESS_KEY_ID}\naws_secret_access_key = not-the-secret\n`,
+      { mode: 0o600 },
+    );
+    const path_ = await scope.tempDir("stowage-mirror-path-");
+    const wrong = await runServerToExit(
+      [
+        "--path",
+        path_,
+        "--no-auth",
+        "--listen",
+        "127.0.0.1:0",
+        "--mirror",
+        `s3://${bucket}/m`,
+        "--mirror-s3-endpoint",
+        ceph.endpoint,
+        "--mirror-s3-profile",
+        "offsite",
+      ],
+      { ...ceph.env, AWS_SHARED_CREDENTIALS_FILE: credentials },
+    );
+    expect(wrong.status).toBe(1);
+    expect(wrong.output).toMatch(
+      new RegExp(
+        `rest-server: --mirror s3://${bucket}/m: cannot use bucket ${bucket}: the secret key does not match access key`,
+      ),
+    );
+    expect(wrong.output).not.toContain("not-the-secret");
+
+    const down = await spawnServer(
+      scope,
+      [
+        "--path",
+        path_,
+        "--no-auth",
+        "--listen",
+        `127.0.0.1:${await freePort()}`,
+        "--mirror",
+        `s3://${bucket}/m`,
+        "--mirror-s3-endpoint",
+        "http://127.0.0.1:1",
+      ],
+      ceph.env,
+    );
+    expect(down.output()).toMatch(/"action":"mirror.unreachable".*connection refused by 127\.0\.0\.1:1/);
+    expect((await request(down.url, "/r/?create=true", { method: "POST" })).status).toBe(200);
+  });
+
+  it.each([
+    [["--mirror-deletes-after", "30d"], "--mirror-deletes-after needs --mirror"],
+    [
+      ["--mirror", "/tmp/x", "--mirror-deletes-after", "30 days"],
+      "--mirror-deletes-after 30 days: expected a duration",
+    ],
+    [
+      ["--mirror", "/tmp/x", "--mirror-s3-endpoint", "http://h"],
+      "--mirror-s3-endpoint and --mirror-s3-profile need --mirror s3://",
+    ],
+    [["--mirror", "s3://A_B"], "--mirror s3://A_B: 'A_B' is not a valid bucket name"],
+  ])("bad mirror flags %j", async (flags, message) => {
+    const { status, output } = await runServerToExit([
+      "--path",
+      await scope.tempDir("stowage-mirror-path-"),
+      "--no-auth",
+      ...flags,
+    ]);
+    expect(status).toBe(1);
+    expect(output).toContain(message);
   });
 });
