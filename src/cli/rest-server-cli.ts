@@ -32,6 +32,8 @@ interface Flags {
   proxyAuthUsername?: string;
   privateRepos?: boolean;
   appendOnly?: boolean;
+  maintenanceUser?: string;
+  maintain?: string;
   maxSize?: string;
   quotaFile?: string;
   prometheus?: boolean;
@@ -109,6 +111,14 @@ function program() {
     )
     .option("--private-repos", "users can only access their own /<user>/ repositories")
     .option("--append-only", "enable append-only mode: only locks may be deleted")
+    .option(
+      "--maintenance-user <name>",
+      "the one user who may delete in append-only mode and reach every repository: the identity of 'rest-server maintain'",
+    )
+    .option(
+      "--maintain <file>",
+      "run the maintain file's forget/prune/check on its schedules inside this server (implies --maintenance-user of its user)",
+    )
     .option("--max-size <bytes>", "maximum size of the whole repository path (e.g. 1099511627776, 500GiB)")
     .option("--quota-file <file>", "per-user / per-repository limits (YAML: total, users, repos)")
     .option("--prometheus", "enable Prometheus metrics at /metrics")
@@ -173,6 +183,8 @@ function serverOptions(flags: Flags): ServerOptions {
     proxyAuthUsername: flags.proxyAuthUsername,
     privateRepos: Boolean(flags.privateRepos),
     appendOnly: Boolean(flags.appendOnly),
+    maintenanceUser: flags.maintenanceUser,
+    maintain: flags.maintain === undefined ? undefined : path.resolve(flags.maintain),
     maxSize,
     quotaFile: flags.quotaFile,
     prometheus: Boolean(flags.prometheus),

@@ -1,3 +1,4 @@
+import path from "node:path";
 import type { Command } from "commander";
 import type { Comparison, Difference } from "../rest-server/mirror/compare.js";
 import { openStorage } from "../rest-server/open-storage.js";
@@ -26,11 +27,8 @@ function repoFlag(text: string | undefined): string[] | undefined {
   return parsed.target.repo;
 }
 
-/** The primary storage and the mirror the flags name, both checked. */
-async function bothStorages(context: TaskContext): Promise<{ primary: Storage; mirror: Storage }> {
-  const options = context.options();
-  const log = context.logger();
-  if (!options.mirror) throw new ConfigError("--mirror is needed: the mirror to compare with the primary");
+/** The server's storage the flags name (--path or --storage), checked. */
+async function primaryStorage(options: ServerOptions, log: Logger): Promise<Storage> {
   const primary = await openStorage(
     {
       location: options.storage ?? options.path,
@@ -41,6 +39,15 @@ async function bothStorages(context: TaskContext): Promise<{ primary: Storage; m
     log,
   );
   await primary.prepare();
+  return primary;
+}
+
+/** The primary storage and the mirror the flags name, both checked. */
+async function bothStorages(context: TaskContext): Promise<{ primary: Storage; mirror: Storage }> {
+  const options = context.options();
+  const log = context.logger();
+  if (!options.mirror) throw new ConfigError("--mirror is needed: the mirror to compare with the primary");
+  const primary = await primaryStorage(options, log);
   const { mirrorStorage } = await import("../rest-server/mirror/start-mirror.js");
   const mirror = await mirrorStorage(options.mirror, options.groupAccessibleRepos, log);
   await mirror.prepare();
@@ -56,7 +63,7 @@ function describe(difference: Difference): string {
   return `${difference.problem}: ${where}${sizes}`;
 }
 
-/** `mirror-verify` and `mirror-resync`. */
+/** `mirror-verify`, `mirror-resync` and `maintain`. */
 export function addTasks(cli: Command, context: TaskContext): void {
   const { print, error } = output("rest-server");
   cli
@@ -96,5 +103,44 @@ export function addTasks(cli: Command, context: TaskContext): void {
         `${result.repos} repositories: ${result.copied} objects (${result.bytes} bytes) copied to ${mirror.location}; ${result.left.length} differ and were left as they are`,
       );
       context.exit(result.left.length === 0 ? 0 : 1);
+    });
+  cli
+    .command("maintain")
+    .description(
+      "forget and prune append-only repositories as the maintain file says, through the server as its maintenance user; refuses when check fails, never forgets snapshots younger than the minimum age, never more than the allowed share without --force; prints a JSON report, non-zero when anything was refused or failed",
+    )
+    .requiredOption("--config <file>", "the maintain file (YAML): server, user, password-file, repos")
+    .option("--repo <path>", "only this repository (an entry of the file must name it)")
+    .option(
+      "--force",
+      "forget even more than the allowed share, or despite snapshots that claim a future time",
+    )
+    .option("--dry-run", "check and plan only: report what would be forgotten")
+    .action(async (flags: { config: string; repo?: string; force?: boolean; dryRun?: boolean }) => {
+      const only = repoFlag(flags.repo);
+      const options = context.options();
+      const log = context.logger();
+      const { loadMaintainConfig } = await import("../rest-server/maintain/config.js");
+      const { runMaintenance, needsAttention } = await import("../rest-server/maintain/run-maintenance.js");
+      const config = await loadMaintainConfig(path.resolve(flags.config));
+      if (!config.server)
+        throw new ConfigError(
+          `${flags.config}: 'server' must name the rest-server to go through (http://host:port)`,
+        );
+      const reports = await runMaintenance({
+        config,
+        storage: await primaryStorage(options, log),
+        server: config.server,
+        reportDir: config.reportDir ?? path.join(options.path, ".maintain-reports"),
+        force: Boolean(flags.force),
+        dryRun: Boolean(flags.dryRun),
+        ...(only ? { only } : {}),
+        log,
+      });
+      print(JSON.stringify(reports, null, 2));
+      for (const report of reports)
+        if (report.outcome === "refused" || report.outcome === "failed")
+          error(`maintain ${report.repo || "/"}: ${report.outcome}: ${report.reason ?? ""}`);
+      context.exit(needsAttention(reports) ? 1 : 0);
     });
 }

@@ -36,6 +36,10 @@ export interface ServerOptions {
   proxyAuthUsername: string | undefined;
   privateRepos: boolean;
   appendOnly: boolean;
+  /** The user who alone may delete in append-only mode (maintain's identity). */
+  maintenanceUser: string | undefined;
+  /** A maintain file whose entries this server runs on their schedules (--maintain). */
+  maintain: string | undefined;
   maxSize: number | undefined;
   quotaFile: string | undefined;
   prometheus: boolean;
@@ -164,6 +168,18 @@ async function loadAuth(options: ServerOptions, log: Logger) {
 export async function startServer(options: ServerOptions, log: Logger): Promise<RunningServer> {
   validate(options);
   const target = socketFromSystemd(process.env, process.pid) ?? parseListen(options.listen);
+  const maintain = options.maintain
+    ? await (await import("./maintain/config.js")).loadMaintainConfig(options.maintain)
+    : undefined;
+  if (maintain && options.maintenanceUser !== undefined && options.maintenanceUser !== maintain.user)
+    throw new ConfigError(
+      `--maintenance-user ${options.maintenanceUser} is not the user ${maintain.user} that ${options.maintain} names`,
+    );
+  const maintenanceUser = options.maintenanceUser ?? maintain?.user;
+  if (maintenanceUser !== undefined && options.noAuth && !options.proxyAuthUsername)
+    throw new ConfigError(
+      `${options.maintain ? "--maintain" : "--maintenance-user"} needs authentication (the maintenance user logs in); it cannot be combined with --no-auth`,
+    );
   const primary = await openStorage(
     {
       location: options.storage ?? options.path,
@@ -222,6 +238,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     proxyAuthHeader: options.proxyAuthUsername,
     privateRepos: options.privateRepos,
     appendOnly: options.appendOnly,
+    maintenanceUser,
     verifyUpload: !options.noVerifyUpload,
     usage,
     metrics,
@@ -262,6 +279,20 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     "rest-server ready",
   );
 
+  if (maintain && !maintain.server && url.startsWith("unix:"))
+    throw new ConfigError(
+      `${options.maintain}: 'server' must name an http(s) URL of this server when it listens on a socket`,
+    );
+  const schedule = maintain
+    ? await (await import("./maintain/schedule.js")).startMaintenanceSchedule({
+        config: maintain,
+        storage,
+        server: maintain.server ?? url,
+        reportDir: maintain.reportDir ?? path.join(options.path, ".maintain-reports"),
+        log,
+      })
+    : undefined;
+
   return {
     url,
     address,
@@ -274,6 +305,8 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     },
     async close() {
       if (refresh) clearInterval(refresh);
+      // Before the listener goes: an interrupted restic removes its lock through us.
+      await schedule?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections turn idle as their last request ends; close them as they do.
       const sweep = setInterval(() => server.closeIdleConnections(), 100);

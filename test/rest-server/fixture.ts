@@ -26,6 +26,8 @@ export function defaultOptions(root: string): ServerOptions {
     proxyAuthUsername: undefined,
     privateRepos: false,
     appendOnly: false,
+    maintenanceUser: undefined,
+    maintain: undefined,
     maxSize: undefined,
     quotaFile: undefined,
     prometheus: false,

@@ -4,12 +4,12 @@ import { freePort, type TestScope } from "../support/scope.js";
 import { request } from "./fixture.js";
 import { CLI, type ServerProcess, spawnServer } from "./process.js";
 
-/** Our server (--no-auth, metrics open) with `storage` flags and a mirror, and `extra` flags. */
+/** Our server (--no-auth unless `users`, metrics open) with `storage` flags and a mirror, and `extra` flags. */
 export async function mirroredServer(
   scope: TestScope,
   storage: readonly string[],
   mirror: readonly string[],
-  options: { extra?: string[]; env?: NodeJS.ProcessEnv; path?: string } = {},
+  options: { extra?: string[]; env?: NodeJS.ProcessEnv; path?: string; users?: boolean } = {},
 ): Promise<ServerProcess> {
   return spawnServer(
     scope,
@@ -18,7 +18,7 @@ export async function mirroredServer(
       ...mirror,
       "--path",
       options.path ?? (await scope.tempDir("stowage-mirror-path-")),
-      "--no-auth",
+      ...(options.users ? [] : ["--no-auth"]),
       "--prometheus",
       "--prometheus-no-auth",
       "--listen",
