@@ -1,6 +1,7 @@
 import { readdir, readFile, stat, utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
+import type { RepoReport } from "../../src/rest-server/maintain/maintain-repo.js";
 import { run } from "../../src/system/exec.js";
 import { htpasswdFile } from "../support/htpasswd.js";
 import { type ResticClient, resticClient } from "../support/restic.js";
@@ -145,16 +146,14 @@ describe("rest-server maintain: retention for append-only repositories", () => {
     const result = await running;
     expect(result.stderr).toContain('"outcome":"done"');
     expect(result.status).toBe(0);
-    const [report] = JSON.parse(result.stdout) as Array<
-      Record<string, unknown> & { snapshots: Record<string, string[]> }
-    >;
+    const [report] = JSON.parse(result.stdout) as RepoReport[];
     expect(report).toMatchObject({
       repo: "alice/laptop",
       outcome: "done",
       check: { before: "passed", after: "passed" },
     });
-    expect(report?.snapshots.forgotten?.sort()).toEqual(ids.slice(0, 2).sort());
-    expect((report?.bytes as { freed: number }).freed).toBeGreaterThan(5_000_000);
+    expect(report?.snapshots.forgotten.sort()).toEqual(ids.slice(0, 2).sort());
+    expect(report?.bytes.freed).toBeGreaterThan(5_000_000);
     expect(await restic.json<unknown[]>(["snapshots"])).toHaveLength(4);
     await restic.run(["check", "--read-data"]);
     expect(commandLines).toContain("restic --no-cache");
