@@ -25,6 +25,7 @@ interface Flags {
   mirrorQueue?: string;
   mirrorLagWarn: string;
   mirrorConcurrency: string;
+  mirrorMaxDefer: string;
   usageRefresh?: string;
   listen: string;
   auth: boolean;
@@ -93,6 +94,11 @@ function program() {
     .option("--mirror-queue <dir>", "where the mirror's queue is kept (default: <path>/.mirror-queue)")
     .option("--mirror-lag-warn <seconds>", "log a warning once the oldest queued copy is this old", "60")
     .option("--mirror-concurrency <n>", "copies to the mirror at a time", "2")
+    .option(
+      "--mirror-max-defer <seconds>",
+      "copies wait while clients upload, at most this long (then one at a time)",
+      "30",
+    )
     .option(
       "--instances <n>",
       "servers sharing the storage; each admits 1/n of a quota's free room between scans",
@@ -234,6 +240,7 @@ function mirrorOptions(flags: Flags, root: string): MirrorOptions | undefined {
     queueDir: path.resolve(flags.mirrorQueue ?? path.join(root, ".mirror-queue")),
     lagWarnMs: parseSeconds(flags.mirrorLagWarn, "--mirror-lag-warn") * 1000,
     concurrency,
+    maxDeferMs: parseSeconds(flags.mirrorMaxDefer, "--mirror-max-defer") * 1000,
   };
 }
 

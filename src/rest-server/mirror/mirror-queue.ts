@@ -16,6 +16,8 @@ const DELETED_TYPES: ReadonlySet<ObjectType> = new Set(["data", "index", "snapsh
 const FIRST_BACKOFF_MS = 1_000;
 const MAX_BACKOFF_MS = 60_000;
 const LAG_CHECK_MS = 5_000;
+/** Copies wait until no client has uploaded for this long (they share the CPU and disks with them). */
+const QUIET_MS = 300;
 /** While the mirror lags, the warning is repeated this often. */
 const LAG_REPEAT_MS = 300_000;
 
@@ -30,6 +32,11 @@ export interface MirrorQueueOptions {
   concurrency: number;
   /** The oldest waiting copy older than this: a warning. */
   lagWarnMs: number;
+  /**
+   * While clients upload, copies wait, unless the oldest waiting one is older than this: then one
+   * goes at a time (so a backup that runs for hours does not leave the mirror hours behind).
+   */
+  maxDeferMs: number;
   log: Logger;
 }
 
@@ -85,6 +92,10 @@ export class MirrorQueue implements PendingSource {
   private lastError: string | undefined;
   private stopped = false;
   private journalClosed = false;
+  /** Client uploads under way, and when the last one ended. */
+  private uploads = 0;
+  private lastUploadEnd = 0;
+  private quietTimer: NodeJS.Timeout | undefined;
   private idle: (() => void) | undefined;
 
   private constructor(
@@ -129,13 +140,25 @@ export class MirrorQueue implements PendingSource {
     if (ref.type === "locks") return undefined;
     const item = this.record("copy", ref, false);
     const durable = this.journal.record(item.entry);
+    this.uploads++;
+    let open = true;
+    const ended = () => {
+      if (!open) return;
+      open = false;
+      this.uploads--;
+      this.lastUploadEnd = Date.now();
+    };
     return {
       durable,
       commit: () => {
+        ended();
         item.committed = true;
         this.pump();
       },
-      cancel: () => this.finish(item),
+      cancel: () => {
+        ended();
+        this.finish(item);
+      },
     };
   }
 
@@ -212,10 +235,37 @@ export class MirrorQueue implements PendingSource {
     if (this.stopped) return;
     const now = Date.now();
     if (now < this.retryAt) return;
-    const free = this.options.concurrency - this.inFlight;
-    if (free <= 0) return;
-    for (const item of this.eligible(free, now)) this.start(item);
+    const free = this.allowedCopies(now) - this.inFlight;
+    if (free > 0) for (const item of this.eligible(free, now)) this.start(item);
     this.scheduleDue(now);
+  }
+
+  /**
+   * Copies at a time now: all of them once clients are quiet; while they upload none, unless the
+   * oldest waiting copy has waited longer than maxDeferMs (then one). Woken when the quiet comes.
+   */
+  private allowedCopies(now: number): number {
+    const quietAt = this.lastUploadEnd + QUIET_MS;
+    if (this.uploads === 0 && now >= quietAt) return this.options.concurrency;
+    if (!this.quietTimer) {
+      this.quietTimer = setTimeout(
+        () => {
+          this.quietTimer = undefined;
+          this.pump();
+        },
+        Math.max(quietAt - now, QUIET_MS),
+      );
+      this.quietTimer.unref();
+    }
+    const oldest = this.oldestWaitingCopy();
+    return oldest !== undefined && now - oldest > this.options.maxDeferMs ? 1 : 0;
+  }
+
+  /** When the oldest committed copy was recorded (the map keeps recording order). */
+  private oldestWaitingCopy(): number | undefined {
+    for (const item of this.items.values())
+      if (item.entry.op === "copy" && item.committed) return item.entry.at;
+    return undefined;
   }
 
   /** Wake up when the next waiting delete falls due (none is polled for). */
@@ -362,6 +412,7 @@ export class MirrorQueue implements PendingSource {
     clearInterval(this.lagTimer);
     clearTimeout(this.retryTimer);
     clearTimeout(this.dueTimer);
+    clearTimeout(this.quietTimer);
     if (this.inFlight > 0)
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);

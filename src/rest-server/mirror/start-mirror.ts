@@ -19,6 +19,8 @@ export interface MirrorOptions {
   queueDir: string;
   lagWarnMs: number;
   concurrency: number;
+  /** While clients upload, copies wait at most this long (then one at a time). */
+  maxDeferMs: number;
 }
 
 export interface RunningMirror {
@@ -90,6 +92,7 @@ export async function startMirror(
       deletesAfterMs: options.deletesAfterMs,
       concurrency: options.concurrency,
       lagWarnMs: options.lagWarnMs,
+      maxDeferMs: options.maxDeferMs,
       log,
     });
     log.info(
