@@ -8,41 +8,15 @@
 // before every backup starts, so no round copies the previous one's objects.
 // Usage: npm run build && node bench/rest-server-mirror.mjs   (ROUNDS=5, MIRROR=s3|fs, CONCURRENCY=2)
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { cephS3, emptyBucket } from "./ceph.mjs";
 import { exec, MiB, makeDataset, median, NODE, REST_SERVER, startRestServer, stop, timed } from "./lib.mjs";
 
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const MIRROR = process.env.MIRROR ?? "s3";
 const CONCURRENCY = process.env.CONCURRENCY ?? "2";
-const ENV_FILE = `${process.env.STOWAGE_CEPH_DIR ?? "/var/lib/stowage-ceph"}/s3.env`;
-
-function cephEnv() {
-  const env = Object.fromEntries(
-    readFileSync(ENV_FILE, "utf8")
-      .split("\n")
-      .filter((line) => line.includes("="))
-      .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]),
-  );
-  const { S3_ENDPOINT: endpoint, ...credentials } = env;
-  return { endpoint, credentials };
-}
-
-async function emptyBucket(client, bucket) {
-  for (;;) {
-    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket })).catch(() => undefined);
-    const keys = (page?.Contents ?? []).map((object) => object.Key);
-    if (keys.length === 0) break;
-    for (let i = 0; i < keys.length; i += 16)
-      await Promise.all(
-        keys.slice(i, i + 16).map((Key) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key }))),
-      );
-  }
-  await client.send(new DeleteBucketCommand({ Bucket: bucket })).catch(() => {});
-}
 
 async function queueObjects(url) {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -57,19 +31,8 @@ async function untilMirrored(url) {
 }
 
 const load = () => os.loadavg()[0].toFixed(2);
-const { endpoint, credentials } = cephEnv();
+const { endpoint, credentials, client } = cephS3();
 const bucket = `stowage-bench-mirror-${randomBytes(4).toString("hex")}`;
-const client = new S3Client({
-  endpoint,
-  forcePathStyle: true,
-  region: credentials.AWS_REGION,
-  credentials: {
-    accessKeyId: credentials.AWS_ACCESS_KEY_ID,
-    secretAccessKey: credentials.AWS_SECRET_ACCESS_KEY,
-  },
-  requestChecksumCalculation: "WHEN_REQUIRED",
-  responseChecksumValidation: "WHEN_REQUIRED",
-});
 const work = await mkdtemp(path.join(os.tmpdir(), "stowage-bench-mirror-"));
 const servers = [];
 try {

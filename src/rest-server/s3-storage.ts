@@ -194,10 +194,8 @@ export class S3Storage implements Storage {
     return this.bucket.headSize(this.key(ref));
   }
 
-  /** Every key under a prefix with its size and time, page by page (1,000 a page). */
-  private async *listPages(
-    prefix: string,
-  ): AsyncGenerator<NonNullable<ListObjectsV2CommandOutput["Contents"]>> {
+  /** The listing under a prefix, page by page (1,000 keys a page; with a delimiter, the folders too). */
+  private async *listPages(prefix: string, delimiter?: string): AsyncGenerator<ListObjectsV2CommandOutput> {
     let token: string | undefined;
     do {
       const page: ListObjectsV2CommandOutput = await this.bucket.call(`LIST ${prefix}`, () =>
@@ -205,19 +203,25 @@ export class S3Storage implements Storage {
           new ListObjectsV2Command({
             Bucket: this.where.bucket,
             Prefix: prefix,
+            ...(delimiter ? { Delimiter: delimiter } : {}),
             ...(token ? { ContinuationToken: token } : {}),
           }),
         ),
       );
-      yield page.Contents ?? [];
+      yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /** Every key under a prefix with its size and time. */
+  private async *objects(prefix: string) {
+    for await (const page of this.listPages(prefix)) yield page.Contents ?? [];
   }
 
   async list(repo: readonly string[], type: BlobType): Promise<AsyncIterable<ListEntry[]> | undefined> {
     if (!(await this.repoExists(repo))) return undefined;
     const prefix = `${this.keyOf(repo, ...objectSegments(type))}/`;
-    const pages = this.listPages(prefix);
+    const pages = this.objects(prefix);
     return (async function* () {
       for await (const page of pages) {
         const entries: ListEntry[] = [];
@@ -316,7 +320,7 @@ export class S3Storage implements Storage {
   async *scan(): AsyncIterable<StoredBytes[]> {
     const root = this.keyOf([]);
     const under = root ? `${root}/` : "";
-    for await (const page of this.listPages(under)) {
+    for await (const page of this.objects(under)) {
       const found: StoredBytes[] = [];
       for (const object of page) {
         const repo = repoOfStoredPath((object.Key ?? "").slice(under.length).split("/"));
@@ -329,26 +333,14 @@ export class S3Storage implements Storage {
   repositories(): Promise<string[][]> {
     return findRepositories(async (repo) => {
       const base = this.keyOf(repo);
-      const Prefix = base ? `${base}/` : "";
+      const prefix = base ? `${base}/` : "";
       let hasConfig = false;
       const children: string[] = [];
-      let token: string | undefined;
-      do {
-        const page: ListObjectsV2CommandOutput = await this.bucket.call(`LIST ${Prefix}`, () =>
-          this.client.send(
-            new ListObjectsV2Command({
-              Bucket: this.where.bucket,
-              Prefix,
-              Delimiter: "/",
-              ...(token ? { ContinuationToken: token } : {}),
-            }),
-          ),
-        );
-        hasConfig ||= (page.Contents ?? []).some((object) => object.Key === `${Prefix}config`);
+      for await (const page of this.listPages(prefix, "/")) {
+        hasConfig ||= (page.Contents ?? []).some((object) => object.Key === `${prefix}config`);
         for (const common of page.CommonPrefixes ?? [])
-          children.push((common.Prefix ?? "").slice(Prefix.length).replace(/\/$/, ""));
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
+          children.push((common.Prefix ?? "").slice(prefix.length).replace(/\/$/, ""));
+      }
       return { hasConfig, children };
     });
   }
@@ -356,7 +348,7 @@ export class S3Storage implements Storage {
   async storedTimes(repo: readonly string[], type: BlobType): Promise<Map<string, number>> {
     const times = new Map<string, number>();
     const prefix = `${this.keyOf(repo, ...objectSegments(type))}/`;
-    for await (const page of this.listPages(prefix))
+    for await (const page of this.objects(prefix))
       for (const object of page) {
         const name = (object.Key ?? "").split("/").at(-1) ?? "";
         const time = object.LastModified?.getTime();

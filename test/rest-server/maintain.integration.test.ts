@@ -115,21 +115,26 @@ async function appendOnlyServer(scope: TestScope, s: Setup, primary: string): Pr
   ]);
 }
 
+/** An append-only server with a maintenance user, and alice's repository on it (made by restic). */
+async function aliceOnAppendOnly(scope: TestScope) {
+  const s = await setup(scope);
+  const primary = await scope.tempDir("stowage-maintain-primary-");
+  const server = await appendOnlyServer(scope, s, primary);
+  const restic = await resticClient(scope, `rest:${aliceRepo(server.url)}/alice/laptop/`, {
+    password: KEY_PASSWORD,
+  });
+  await restic.run(["init"]);
+  const source = await scope.tempDir("stowage-maintain-source-");
+  return { s, primary, server, restic, source, snapshots: path.join(primary, "alice/laptop/snapshots") };
+}
+
 const aliceRepo = (url: string) => url.replace("http://", `http://alice:${ALICE_PASSWORD}@`);
 
 describe("rest-server maintain: retention for append-only repositories", () => {
   const scope = useScope();
 
   it("keeps what its policy says, only through the maintenance user; reports; passwords never in ps, logs or reports", async () => {
-    const s = await setup(scope);
-    const primary = await scope.tempDir("stowage-maintain-primary-");
-    const server = await appendOnlyServer(scope, s, primary);
-    const restic = await resticClient(scope, `rest:${aliceRepo(server.url)}/alice/laptop/`, {
-      password: KEY_PASSWORD,
-    });
-    await restic.run(["init"]);
-    const source = await scope.tempDir("stowage-maintain-source-");
-    const snapshots = path.join(primary, "alice/laptop/snapshots");
+    const { s, primary, server, restic, source, snapshots } = await aliceOnAppendOnly(scope);
     const ids: string[] = [];
     for (const daysAgo of [20, 19, 18, 17, 16]) ids.push(await backupAt(restic, source, daysAgo, snapshots));
     ids.push(await backupAt(restic, source, 0, undefined));
@@ -181,15 +186,7 @@ describe("rest-server maintain: retention for append-only repositories", () => {
   });
 
   it("refuses after forged snapshots push out more than the allowed share, and after one that claims a future time", async () => {
-    const s = await setup(scope);
-    const primary = await scope.tempDir("stowage-maintain-primary-");
-    const server = await appendOnlyServer(scope, s, primary);
-    const restic = await resticClient(scope, `rest:${aliceRepo(server.url)}/alice/laptop/`, {
-      password: KEY_PASSWORD,
-    });
-    await restic.run(["init"]);
-    const source = await scope.tempDir("stowage-maintain-source-");
-    const snapshots = path.join(primary, "alice/laptop/snapshots");
+    const { s, primary, server, restic, source, snapshots } = await aliceOnAppendOnly(scope);
     const real: string[] = [];
     for (const daysAgo of [20, 19, 18, 17]) real.push(await backupAt(restic, source, daysAgo, snapshots));
     // The attacker (alice's append-only credentials) uploads three snapshots newer than every real one.
@@ -224,15 +221,7 @@ describe("rest-server maintain: retention for append-only repositories", () => {
   });
 
   it("refuses when check fails first, and forgets nothing", async () => {
-    const s = await setup(scope);
-    const primary = await scope.tempDir("stowage-maintain-primary-");
-    const server = await appendOnlyServer(scope, s, primary);
-    const restic = await resticClient(scope, `rest:${aliceRepo(server.url)}/alice/laptop/`, {
-      password: KEY_PASSWORD,
-    });
-    await restic.run(["init"]);
-    const source = await scope.tempDir("stowage-maintain-source-");
-    const snapshots = path.join(primary, "alice/laptop/snapshots");
+    const { s, primary, server, restic, source, snapshots } = await aliceOnAppendOnly(scope);
     for (const daysAgo of [20, 19, 18]) await backupAt(restic, source, daysAgo, snapshots);
     // A pack damaged on the disk (cut short).
     const packs = (await run("find", [path.join(primary, "alice/laptop/data"), "-type", "f"])).stdout

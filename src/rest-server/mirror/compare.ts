@@ -49,6 +49,32 @@ async function sizes(
   return found;
 }
 
+/** One type of one repository on both sides: what the mirror lacks, holds in another size, or alone. */
+async function sideBySide(primary: Storage, mirror: Storage, repo: readonly string[], type: BlobType) {
+  const ours = await sizes(primary, repo, type);
+  const theirs = await sizes(mirror, repo, type);
+  const missing: Array<[name: string, size: number]> = [];
+  const differing: Difference[] = [];
+  let bytes = 0;
+  for (const [name, size] of ours) {
+    bytes += size;
+    const copied = theirs.get(name);
+    if (copied === undefined) missing.push([name, size]);
+    else if (copied !== size)
+      differing.push({
+        repo: repoKey(repo),
+        type,
+        name,
+        problem: "size differs",
+        primaryBytes: size,
+        mirrorBytes: copied,
+      });
+  }
+  let onlyOnMirror = 0;
+  for (const name of theirs.keys()) if (!ours.has(name)) onlyOnMirror++;
+  return { objects: ours.size, bytes, missing, differing, onlyOnMirror, onMirror: [...theirs.keys()] };
+}
+
 async function contentOf(storage: Storage, ref: ObjectRef): Promise<Buffer | undefined> {
   const opened = await storage.read(ref);
   if (!opened) return undefined;
@@ -95,33 +121,15 @@ export async function compareMirror(
         result.differences.push({ repo: key, type: "config", problem: "content differs" });
     }
     for (const type of COPY_ORDER) {
-      const ours = await sizes(primary, repo, type);
-      const theirs = await sizes(mirror, repo, type);
-      for (const [name, size] of ours) {
-        result.objects++;
-        result.bytes += size;
-        const copied = theirs.get(name);
-        if (copied === undefined)
-          result.differences.push({
-            repo: key,
-            type,
-            name,
-            problem: "missing on mirror",
-            primaryBytes: size,
-          });
-        else if (copied !== size)
-          result.differences.push({
-            repo: key,
-            type,
-            name,
-            problem: "size differs",
-            primaryBytes: size,
-            mirrorBytes: copied,
-          });
-      }
-      for (const name of theirs.keys()) if (!ours.has(name)) result.onlyOnMirror++;
+      const side = await sideBySide(primary, mirror, repo, type);
+      result.objects += side.objects;
+      result.bytes += side.bytes;
+      result.onlyOnMirror += side.onlyOnMirror;
+      for (const [name, size] of side.missing)
+        result.differences.push({ repo: key, type, name, problem: "missing on mirror", primaryBytes: size });
+      result.differences.push(...side.differing);
       if (!options.readData) continue;
-      await inParallel([...theirs.keys()], async (name) => {
+      await inParallel(side.onMirror, async (name) => {
         const digest = await sha256Of(mirror, { repo, type, name });
         result.read++;
         if (digest !== undefined && digest !== name)
@@ -148,12 +156,11 @@ export interface Resync {
 export async function resyncMirror(
   primary: Storage,
   mirror: Storage,
-  options: { repo?: readonly string[]; onCopied?: (ref: ObjectRef, bytes: number) => void },
+  options: { repo?: readonly string[] },
 ): Promise<Resync> {
   const result: Resync = { repos: 0, copied: 0, bytes: 0, left: [] };
   for (const repo of await reposOf(primary, options.repo)) {
     result.repos++;
-    const key = repoKey(repo);
     const configSize = await primary.size({ repo, type: "config" });
     if (configSize !== undefined && (await mirror.size({ repo, type: "config" })) === undefined) {
       if (await copyObject(primary, mirror, { repo, type: "config" })) {
@@ -162,27 +169,13 @@ export async function resyncMirror(
       }
     }
     for (const type of COPY_ORDER) {
-      const ours = await sizes(primary, repo, type);
-      const theirs = await sizes(mirror, repo, type);
-      const missing = [...ours].filter(([name]) => !theirs.has(name));
-      for (const [name, size] of ours) {
-        const copied = theirs.get(name);
-        if (copied !== undefined && copied !== size)
-          result.left.push({
-            repo: key,
-            type,
-            name,
-            problem: "size differs",
-            primaryBytes: size,
-            mirrorBytes: copied,
-          });
-      }
+      const { missing, differing } = await sideBySide(primary, mirror, repo, type);
+      result.left.push(...differing);
       await inParallel(missing, async ([name, size]) => {
         const ref = { repo, type, name };
         if (!(await copyObject(primary, mirror, ref))) return;
         result.copied++;
         result.bytes += size;
-        options.onCopied?.(ref, size);
       });
     }
   }
