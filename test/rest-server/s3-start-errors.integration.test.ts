@@ -188,12 +188,14 @@ describe("rest-server --storage: start-up errors a person can act on", () => {
       "--mirror-s3-endpoint and --mirror-s3-profile need --mirror s3://",
     ],
     [["--mirror", "s3://A_B"], "--mirror s3://A_B: 'A_B' is not a valid bucket name"],
+    [["--mirror", "PATH/mirror"], "is the primary storage, or inside it or around it"],
   ])("bad mirror flags %j", async (flags, message) => {
+    const dir = await scope.tempDir("stowage-mirror-path-");
     const { status, output } = await runServerToExit([
       "--path",
-      await scope.tempDir("stowage-mirror-path-"),
+      dir,
       "--no-auth",
-      ...flags,
+      ...flags.map((flag) => flag.replace("PATH", dir)),
     ]);
     expect(status).toBe(1);
     expect(output).toContain(message);

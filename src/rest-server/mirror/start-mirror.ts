@@ -29,6 +29,13 @@ export interface RunningMirror {
   close(): Promise<void>;
 }
 
+/** Two locations of which one is the other or lies within it (directories, or s3://bucket/prefix). */
+function nested(a: string, b: string): boolean {
+  const inside = (outer: string, inner: string) =>
+    inner === outer || inner.startsWith(`${outer.replace(/\/+$/, "")}/`);
+  return inside(a, b) || inside(b, a);
+}
+
 /** The mirror's storage, as the start-up checks see it. */
 export function mirrorStorage(
   options: MirrorOptions,
@@ -57,8 +64,10 @@ export async function startMirror(
   log: Logger,
 ): Promise<RunningMirror> {
   const mirror = await mirrorStorage(options, groupAccessible, log);
-  if (mirror.location === primary.location)
-    throw new ConfigError(`--mirror ${options.location} is the primary storage itself`);
+  if (nested(mirror.location, primary.location))
+    throw new ConfigError(
+      `--mirror ${options.location} is the primary storage, or inside it or around it: the mirror must be a place of its own`,
+    );
   try {
     await mirror.prepare();
   } catch (error) {
