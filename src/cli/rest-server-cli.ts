@@ -3,12 +3,14 @@ import os from "node:os";
 import path from "node:path";
 import { Option } from "commander";
 import { diskSpecFrom, mountDisk } from "../rest-server/disk-mount.js";
+import type { MirrorOptions } from "../rest-server/mirror/start-mirror.js";
 import { type ServerOptions, startServer } from "../rest-server/server.js";
-import { parseSize } from "../rest-server/size.js";
+import { parseDuration, parseSize } from "../rest-server/size.js";
 import { ConfigError } from "../system/errors.js";
 import { createLogger } from "../system/log.js";
 import { output } from "./output.js";
 import { newProgram, parseSeconds } from "./program.js";
+import { addTasks } from "./rest-server-tasks-cli.js";
 
 interface Flags {
   path: string;
@@ -16,6 +18,14 @@ interface Flags {
   s3Endpoint?: string;
   s3RedirectReads?: string | true;
   instances: string;
+  mirror?: string;
+  mirrorS3Endpoint?: string;
+  mirrorS3Profile?: string;
+  mirrorDeletesAfter?: string;
+  mirrorQueue?: string;
+  mirrorLagWarn: string;
+  mirrorConcurrency: string;
+  mirrorMaxDefer: string;
   usageRefresh?: string;
   listen: string;
   auth: boolean;
@@ -23,6 +33,8 @@ interface Flags {
   proxyAuthUsername?: string;
   privateRepos?: boolean;
   appendOnly?: boolean;
+  maintenanceUser?: string;
+  maintain?: string;
   maxSize?: string;
   quotaFile?: string;
   prometheus?: boolean;
@@ -64,6 +76,30 @@ function program() {
       "answer reads of data blobs with a redirect to a signed URL, so the bytes go from S3 to the client directly (signed for this endpoint the clients reach; default: --s3-endpoint)",
     )
     .option(
+      "--mirror <dir|s3-url>",
+      "copy every stored object (not locks) to this second storage, a directory or s3://BUCKET[/PREFIX], through a durable queue; it stays a valid repository and keeps what the primary loses",
+    )
+    .option(
+      "--mirror-s3-endpoint <url>",
+      "the mirror's S3-compatible endpoint (path-style), as --s3-endpoint",
+    )
+    .option(
+      "--mirror-s3-profile <name>",
+      "the AWS profile with the mirror's credentials (default: the standard chain)",
+    )
+    .option(
+      "--mirror-deletes-after <duration>",
+      "propagate deletes of data, index and snapshots to the mirror once they are this old (e.g. 30d); default: never",
+    )
+    .option("--mirror-queue <dir>", "where the mirror's queue is kept (default: <path>/.mirror-queue)")
+    .option("--mirror-lag-warn <seconds>", "log a warning once the oldest queued copy is this old", "60")
+    .option("--mirror-concurrency <n>", "copies to the mirror at a time", "2")
+    .option(
+      "--mirror-max-defer <seconds>",
+      "copies wait while clients upload, at most this long (then one at a time)",
+      "30",
+    )
+    .option(
       "--instances <n>",
       "servers sharing the storage; each admits 1/n of a quota's free room between scans",
       "1",
@@ -81,6 +117,14 @@ function program() {
     )
     .option("--private-repos", "users can only access their own /<user>/ repositories")
     .option("--append-only", "enable append-only mode: only locks may be deleted")
+    .option(
+      "--maintenance-user <name>",
+      "the one user who may delete in append-only mode and reach every repository: the identity of 'rest-server maintain'",
+    )
+    .option(
+      "--maintain <file>",
+      "run the maintain file's forget/prune/check on its schedules inside this server (implies --maintenance-user of its user)",
+    )
     .option("--max-size <bytes>", "maximum size of the whole repository path (e.g. 1099511627776, 500GiB)")
     .option("--quota-file <file>", "per-user / per-repository limits (YAML: total, users, repos)")
     .option("--prometheus", "enable Prometheus metrics at /metrics")
@@ -125,8 +169,10 @@ function serverOptions(flags: Flags): ServerOptions {
     throw new ConfigError(
       `--s3-redirect-reads ${redirectTo}: expected the endpoint's URL (http:// or https://)`,
     );
+  const root = path.resolve(flags.path);
   return {
-    path: path.resolve(flags.path),
+    path: root,
+    mirror: mirrorOptions(flags, root),
     storage: flags.storage,
     s3Endpoint: flags.s3Endpoint ?? process.env.AWS_ENDPOINT_URL_S3 ?? process.env.AWS_ENDPOINT_URL,
     s3RedirectReads: flags.s3RedirectReads === undefined ? undefined : { endpoint: redirectTo },
@@ -143,6 +189,8 @@ function serverOptions(flags: Flags): ServerOptions {
     proxyAuthUsername: flags.proxyAuthUsername,
     privateRepos: Boolean(flags.privateRepos),
     appendOnly: Boolean(flags.appendOnly),
+    maintenanceUser: flags.maintenanceUser,
+    maintain: flags.maintain === undefined ? undefined : path.resolve(flags.maintain),
     maxSize,
     quotaFile: flags.quotaFile,
     prometheus: Boolean(flags.prometheus),
@@ -158,10 +206,64 @@ function serverOptions(flags: Flags): ServerOptions {
   };
 }
 
+function mirrorOptions(flags: Flags, root: string): MirrorOptions | undefined {
+  const dependents = [
+    ["--mirror-s3-endpoint", flags.mirrorS3Endpoint],
+    ["--mirror-s3-profile", flags.mirrorS3Profile],
+    ["--mirror-deletes-after", flags.mirrorDeletesAfter],
+    ["--mirror-queue", flags.mirrorQueue],
+  ] as const;
+  if (flags.mirror === undefined) {
+    const stray = dependents.find(([, value]) => value !== undefined);
+    if (stray) throw new ConfigError(`${stray[0]} needs --mirror`);
+    return undefined;
+  }
+  const deletesAfterMs =
+    flags.mirrorDeletesAfter === undefined ? undefined : parseDuration(flags.mirrorDeletesAfter);
+  if (flags.mirrorDeletesAfter !== undefined && deletesAfterMs === undefined)
+    throw new ConfigError(
+      `--mirror-deletes-after ${flags.mirrorDeletesAfter}: expected a duration such as 30d, 12h or 1d12h`,
+    );
+  const concurrency = Number(flags.mirrorConcurrency);
+  if (!Number.isSafeInteger(concurrency) || concurrency < 1)
+    throw new ConfigError(
+      `--mirror-concurrency ${flags.mirrorConcurrency}: expected a whole number of at least 1`,
+    );
+  const s3 = flags.mirror.startsWith("s3://");
+  if (!s3 && (flags.mirrorS3Endpoint !== undefined || flags.mirrorS3Profile !== undefined))
+    throw new ConfigError("--mirror-s3-endpoint and --mirror-s3-profile need --mirror s3://BUCKET[/PREFIX]");
+  return {
+    location: s3 ? flags.mirror : path.resolve(flags.mirror),
+    s3Endpoint: flags.mirrorS3Endpoint,
+    s3Profile: flags.mirrorS3Profile,
+    deletesAfterMs,
+    queueDir: path.resolve(flags.mirrorQueue ?? path.join(root, ".mirror-queue")),
+    lagWarnMs: parseSeconds(flags.mirrorLagWarn, "--mirror-lag-warn") * 1000,
+    concurrency,
+    maxDeferMs: parseSeconds(flags.mirrorMaxDefer, "--mirror-max-defer") * 1000,
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
   const cli = program();
-  cli.parse(argv, { from: "user" });
-  const flags = cli.opts<Flags>();
+  let status = 0;
+  cli.action(async () => {
+    status = await serve(cli.opts<Flags>());
+  });
+  addTasks(cli, {
+    options: () => serverOptions(cli.opts<Flags>()),
+    logger: () =>
+      createLogger({ name: "rest-server", ...(cli.opts<Flags>().debug ? { level: "debug" } : {}) }),
+    exit: (code) => {
+      status = code;
+    },
+  });
+  await cli.parseAsync(argv, { from: "user" });
+  return status;
+}
+
+/** Serve until SIGINT/SIGTERM: the exit status. */
+async function serve(flags: Flags): Promise<number> {
   const log = createLogger({ name: "rest-server", ...(flags.debug ? { level: "debug" } : {}) });
   const options = serverOptions(flags);
   const env = process.env;

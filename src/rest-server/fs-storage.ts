@@ -9,16 +9,24 @@ import { nextTurn } from "../system/signals.js";
 import { writeBody } from "./body-writer.js";
 import { HttpError, storageError } from "./http-error.js";
 import { parseRange } from "./range.js";
-import { BLOB_TYPES, type BlobType, isBlobId, type ObjectType, repoOfStoredPath } from "./repo-path.js";
+import {
+  BLOB_TYPES,
+  type BlobType,
+  isBlobId,
+  type ObjectType,
+  objectSegments,
+  repoOfStoredPath,
+} from "./repo-path.js";
 import { sendFileRange } from "./send-file.js";
-import type {
-  ListEntry,
-  ObjectRef,
-  OpenedObject,
-  SaveExpect,
-  SaveOutcome,
-  Storage,
-  StoredBytes,
+import {
+  findRepositories,
+  type ListEntry,
+  type ObjectRef,
+  type OpenedObject,
+  type SaveExpect,
+  type SaveOutcome,
+  type Storage,
+  type StoredBytes,
 } from "./storage.js";
 
 const TEMP_PREFIX = ".tmp-";
@@ -69,11 +77,7 @@ export class FsStorage implements Storage {
   }
 
   private objectPath(repo: readonly string[], type: ObjectType, name?: string): string {
-    const dir = this.repoDir(repo);
-    if (type === "config") return path.join(dir, "config");
-    if (name === undefined) return path.join(dir, type);
-    if (type === "data") return path.join(dir, "data", name.slice(0, 2), name);
-    return path.join(dir, type, name);
+    return path.join(this.repoDir(repo), ...objectSegments(type, name));
   }
 
   private async makeDir(dir: string): Promise<void> {
@@ -235,6 +239,25 @@ export class FsStorage implements Storage {
     }
   }
 
+  async read(ref: ObjectRef): Promise<{ size: number; body: Readable } | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.file(ref), "r");
+    } catch (error) {
+      if (isMissing(error) || isErrno(error, "EISDIR")) return undefined;
+      throw error;
+    }
+    const info = await handle.stat().catch(async (error: unknown) => {
+      await handle.close();
+      throw error;
+    });
+    if (!info.isFile()) {
+      await handle.close();
+      return undefined;
+    }
+    return { size: info.size, body: handle.createReadStream({ highWaterMark: 512 * 1024 }) };
+  }
+
   /** Walk the tree once (start-up): every object's repository and size; crashed uploads' temp files removed. */
   async *scan(): AsyncIterable<StoredBytes[]> {
     const walk = async function* (dir: string, segments: string[]): AsyncGenerator<StoredBytes[]> {
@@ -255,15 +278,30 @@ export class FsStorage implements Storage {
     yield* walk(this.root, []);
   }
 
-  async newestSnapshot(repo: string): Promise<number | undefined> {
-    const dir = path.join(this.root, repo, "snapshots");
-    const names = await readdir(dir).catch(() => [] as string[]);
-    let newest: number | undefined;
-    for (const name of names) {
-      const info = await stat(path.join(dir, name)).catch(() => undefined);
-      if (info?.isFile() && (newest === undefined || info.mtimeMs > newest)) newest = info.mtimeMs;
-    }
-    return newest;
+  repositories(): Promise<string[][]> {
+    return findRepositories(async (repo) => {
+      const entries = await readdir(this.repoDir(repo), { withFileTypes: true }).catch((error: unknown) => {
+        if (isMissing(error)) return [];
+        throw error;
+      });
+      return {
+        hasConfig: entries.some((entry) => entry.name === "config" && entry.isFile()),
+        children: entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name),
+      };
+    });
+  }
+
+  async storedTimes(repo: readonly string[], type: BlobType): Promise<Map<string, number>> {
+    const times = new Map<string, number>();
+    const batches = await this.list(repo, type, false);
+    const dir = this.objectPath(repo, type);
+    for await (const batch of batches ?? [])
+      for (const { name } of batch) {
+        const file = type === "data" ? path.join(dir, name.slice(0, 2), name) : path.join(dir, name);
+        const info = await stat(file).catch(() => undefined);
+        if (info?.isFile()) times.set(name, info.mtimeMs);
+      }
+    return times;
   }
 }
 

@@ -22,6 +22,8 @@ export interface HandlerContext {
   proxyAuthHeader: string | undefined;
   privateRepos: boolean;
   appendOnly: boolean;
+  /** The one user who may delete in append-only mode, and reach every repository (maintain). */
+  maintenanceUser: string | undefined;
   verifyUpload: boolean;
   usage: UsageTracker | undefined;
   metrics: ServerMetrics | undefined;
@@ -40,6 +42,9 @@ export function createHandler(ctx: HandlerContext): (req: IncomingMessage, res: 
     handle(ctx, req, res).catch((error: unknown) => sendError(ctx, req, res, error));
   };
 }
+
+const isMaintenance = (ctx: HandlerContext, user: string) =>
+  ctx.maintenanceUser !== undefined && user === ctx.maintenanceUser;
 
 async function identify(ctx: HandlerContext, req: IncomingMessage): Promise<string | undefined> {
   if (ctx.proxyAuthHeader) {
@@ -66,7 +71,7 @@ async function handle(ctx: HandlerContext, req: IncomingMessage, res: ServerResp
   const parsed = parseRepoPath(rawPath);
   if (!parsed.ok) throw new HttpError(parsed.status, parsed.message);
   const target = parsed.target;
-  if (ctx.privateRepos && target.repo[0] !== user) throw UNAUTHORIZED();
+  if (ctx.privateRepos && target.repo[0] !== user && !isMaintenance(ctx, user)) throw UNAUTHORIZED();
 
   switch (target.kind) {
     case "repo":
@@ -238,7 +243,7 @@ async function deleteObject(
   ref: ObjectRef,
   labels: BlobLabels,
 ): Promise<void> {
-  const deletable = target.kind === "blob" && target.type === "locks";
+  const deletable = (target.kind === "blob" && target.type === "locks") || isMaintenance(ctx, labels.user);
   if (ctx.appendOnly && !deletable) throw new HttpError(403, "append-only mode: only locks may be deleted");
   const removed = await ctx.storage.remove(ref);
   if (removed !== undefined) {

@@ -1,4 +1,5 @@
 import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import type { MirrorQueue, QueueStats } from "./mirror/mirror-queue.js";
 import type { Storage } from "./storage.js";
 import type { UsageTracker } from "./usage-tracker.js";
 
@@ -15,7 +16,7 @@ export class ServerMetrics {
   private readonly counts: Record<BlobEvent, Counter<keyof BlobLabels>>;
   private readonly bytes: Record<BlobEvent, Counter<keyof BlobLabels>>;
 
-  constructor(storage: Storage, usage: UsageTracker | undefined) {
+  constructor(storage: Storage, usage: UsageTracker | undefined, mirror?: MirrorQueue) {
     const labelNames = ["user", "repo", "type"] as const;
     const counter = (name: string, help: string) =>
       new Counter({ name, help, labelNames, registers: [this.registry] });
@@ -48,12 +49,15 @@ export class ServerMetrics {
         async collect() {
           this.reset();
           for (const repo of usage.repos()) {
-            const newest = await storage.newestSnapshot(repo);
+            const times = await storage.storedTimes(repo === "" ? [] : repo.split("/"), "snapshots");
+            let newest: number | undefined;
+            for (const time of times.values()) newest = Math.max(newest ?? time, time);
             if (newest !== undefined) this.set({ repo: displayRepo(repo) }, newest / 1000);
           }
         },
       });
     }
+    if (mirror) mirrorGauges(this.registry, mirror);
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -61,6 +65,34 @@ export class ServerMetrics {
     this.counts[event].inc(labels);
     this.bytes[event].inc(labels, bytes);
   }
+}
+
+/** The mirror's queue: its depth and age (what is due: deletes waiting for their time apart). */
+function mirrorGauges(registry: Registry, mirror: MirrorQueue): void {
+  const gauge = (name: string, help: string, value: (stats: QueueStats) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(value(mirror.stats()));
+      },
+    });
+  gauge(
+    "rest_server_mirror_queue_objects",
+    "Objects waiting to be copied to (or deleted from) the mirror",
+    (s) => s.objects,
+  );
+  gauge(
+    "rest_server_mirror_queue_oldest_seconds",
+    "Age of the oldest object waiting for the mirror (0 when none)",
+    (s) => s.oldestSeconds,
+  );
+  gauge(
+    "rest_server_mirror_deletes_waiting",
+    "Deletes recorded for the mirror and not yet due (--mirror-deletes-after)",
+    (s) => s.deletesWaiting,
+  );
 }
 
 function displayRepo(repo: string): string {

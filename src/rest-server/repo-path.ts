@@ -5,6 +5,8 @@ export type BlobType = (typeof BLOB_TYPES)[number];
 export type ObjectType = BlobType | "config";
 
 const TYPE_NAMES: ReadonlySet<string> = new Set([...BLOB_TYPES, "config"]);
+/** A folder named like an object type (it ends a repository path). */
+export const isTypeName = (segment: string) => TYPE_NAMES.has(segment);
 /** Repository path segments may nest at most this deep (`/alice/laptop/`). */
 export const MAX_REPO_DEPTH = 2;
 /** A segment becomes a directory name: at most NAME_MAX (255) bytes on Linux filesystems. */
@@ -21,6 +23,17 @@ export type Target =
   | { kind: "blob"; repo: string[]; type: BlobType; name: string };
 
 export type PathResult = { ok: true; target: Target } | { ok: false; status: 400 | 404; message: string };
+
+/**
+ * Where an object lies below its repository, in restic's layout (its local and s3 backends and
+ * rest-server share it): `config`, `data/<first 2 hex>/<id>`, `<type>/<id>`; without a name, the
+ * type's folder. Both storages build their paths and keys from this one mapping.
+ */
+export function objectSegments(type: ObjectType, name?: string): string[] {
+  if (type === "config") return ["config"];
+  if (name === undefined) return [type];
+  return type === "data" ? ["data", name.slice(0, 2), name] : [type, name];
+}
 
 /**
  * The repository (`""`, `alice`, `alice/laptop`) a stored object belongs to, from the segments of

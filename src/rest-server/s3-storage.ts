@@ -1,37 +1,31 @@
 import { createHash, type Hash } from "node:crypto";
-import http from "node:http";
-import https from "node:https";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import {
   CreateBucketCommand,
   DeleteObjectCommand,
-  GetObjectCommand,
-  type GetObjectCommandOutput,
   HeadBucketCommand,
-  HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
-  S3Client,
+  type S3Client,
 } from "@aws-sdk/client-s3";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { ConfigError } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { HttpError } from "./http-error.js";
-import { parseRange } from "./range.js";
-import { type BlobType, isBlobId, repoOfStoredPath } from "./repo-path.js";
-import type {
-  ListEntry,
-  ObjectRef,
-  OpenedObject,
-  SaveExpect,
-  SaveOutcome,
-  Storage,
-  StoredBytes,
+import { type BlobType, isBlobId, objectSegments, repoOfStoredPath } from "./repo-path.js";
+import { isNotFound, newClient, S3Bucket, type S3Failure, statusOf } from "./s3-bucket.js";
+import { explainS3Failure } from "./s3-errors.js";
+import { S3Reader } from "./s3-read.js";
+import {
+  findRepositories,
+  type ListEntry,
+  type ObjectRef,
+  type OpenedObject,
+  type SaveExpect,
+  type SaveOutcome,
+  type Storage,
+  type StoredBytes,
 } from "./storage.js";
-import { UpstreamPool, type UpstreamResponse } from "./upstream-get.js";
 import { noteBodyBytes } from "./young-gc.js";
 
 /** One PUT takes up to 5 GiB; multipart is never used (RGW ignores If-None-Match when completing one). */
@@ -41,17 +35,6 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
 /** An object that marks a repository made through us (a hidden name no repository path can have). */
 const REPO_MARKER = ".rest-server-repository";
 const EMPTY_SHA256 = createHash("sha256").digest("hex");
-/**
- * How long a redirect's signed URL is good for: the client follows it at once, so this only has to
- * cover clock skew. A leaked URL reads one pack, which restic has encrypted.
- */
-const READ_URL_SECONDS = 600;
-const CONNECT_TIMEOUT_MS = 5_000;
-/** A storage that stops answering (RGW with its OSD gone) must fail the request, not hang it. */
-const RESPONSE_TIMEOUT_MS = 120_000;
-/** The URLs of our own GETs are used at once. */
-const GET_URL_SECONDS = 60;
-
 export interface S3Location {
   bucket: string;
   /** Key prefix without slashes at either end ("" for the bucket's root). */
@@ -59,17 +42,17 @@ export interface S3Location {
 }
 
 /** `s3://BUCKET[/PREFIX]`. */
-export function parseS3Location(text: string): S3Location {
+export function parseS3Location(text: string, flag = "--storage"): S3Location {
   const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(text);
-  if (!match) throw new ConfigError(`--storage ${text}: expected s3://BUCKET or s3://BUCKET/PREFIX`);
+  if (!match) throw new ConfigError(`${flag} ${text}: expected s3://BUCKET or s3://BUCKET/PREFIX`);
   const bucket = match[1] as string;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
     throw new ConfigError(
-      `--storage ${text}: '${bucket}' is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')`,
+      `${flag} ${text}: '${bucket}' is not a valid bucket name (3-63 of a-z, 0-9, '.', '-')`,
     );
   const prefix = (match[2] ?? "").replace(/^\/+|\/+$/g, "");
   if (prefix.split("/").some((part) => part === "." || part === ".."))
-    throw new ConfigError(`--storage ${text}: the prefix may not contain '.' or '..' segments`);
+    throw new ConfigError(`${flag} ${text}: the prefix may not contain '.' or '..' segments`);
   return { bucket, prefix };
 }
 
@@ -81,67 +64,11 @@ export interface S3StorageOptions {
    * storage to the client, not through us), signed for this endpoint (default: `endpoint`).
    */
   redirectReads?: { endpoint: string | undefined };
+  /** The flag that named this storage, for start-up errors (default --storage). */
+  flag?: string;
+  /** A profile of the AWS config files for this storage's credentials (else the standard chain). */
+  profile?: string;
   log: Logger;
-}
-
-interface S3Failure {
-  name?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-const statusOf = (error: unknown) => (error as S3Failure).$metadata?.httpStatusCode;
-const isNotFound = (error: unknown) =>
-  statusOf(error) === 404 || ["NotFound", "NoSuchKey"].includes((error as S3Failure).name ?? "");
-
-/** Only the forms whose meaning S3 shares with ours are handed on (`bytes=5-3`, `bytes=-0` differ). */
-function forwardableRange(header: string | undefined): string | undefined {
-  if (header === undefined) return undefined;
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match) return undefined;
-  const [, first = "", last = ""] = match;
-  if (first === "" && last === "") return undefined;
-  if (first === "") return Number(last) > 0 ? `bytes=-${last}` : undefined;
-  if (last !== "" && Number(last) < Number(first)) return undefined;
-  return `bytes=${first}-${last}`;
-}
-
-/** What a GET of an object answered: the part it sent (a 206's Content-Range) or its length. */
-interface Fetched {
-  partial: { start: number; end: number; size: number } | undefined;
-  length: number;
-  send: OpenedObject["send"];
-  close: OpenedObject["close"];
-}
-
-/** `bytes START-END/SIZE` of a 206 answer. */
-function contentRange(text: string | undefined): { start: number; end: number; size: number } | undefined {
-  const match = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(text ?? "");
-  if (!match) return undefined;
-  return { start: Number(match[1]), end: Number(match[2]), size: Number(match[3]) };
-}
-
-/** A client for an endpoint (path-style), or for AWS (virtual-host style) without one. */
-function newClient(endpoint: string | undefined): S3Client {
-  const agent = { keepAlive: true, maxSockets: 512 };
-  const region =
-    process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? (endpoint ? "us-east-1" : undefined);
-  const quiet = { debug() {}, info() {}, warn() {}, error() {} };
-  return new S3Client({
-    ...(endpoint ? { endpoint, forcePathStyle: true } : {}),
-    ...(region ? { region } : {}),
-    // The SDK's default for streamed bodies (aws-chunked with a trailing checksum) is refused by
-    // RGW (411); integrity comes from the signed payload hash instead.
-    requestChecksumCalculation: "WHEN_REQUIRED",
-    responseChecksumValidation: "WHEN_REQUIRED",
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: CONNECT_TIMEOUT_MS,
-      requestTimeout: RESPONSE_TIMEOUT_MS,
-      httpAgent: new http.Agent(agent),
-      httpsAgent: new https.Agent(agent),
-    }),
-    logger: quiet,
-  });
 }
 
 /**
@@ -155,26 +82,27 @@ function newClient(endpoint: string | undefined): S3Client {
  * visible under its name, not even for a moment. Every body streams both ways.
  */
 export class S3Storage implements Storage {
-  private readonly client: S3Client;
-  /** Signs the redirects' URLs (for the endpoint the clients reach), when reads are redirected. */
-  private readonly signer: S3Client | undefined;
+  private readonly bucket: S3Bucket;
+  private readonly reader: S3Reader;
   private readonly knownRepos = new Set<string>();
-  private readonly upstream = new UpstreamPool({
-    connectTimeoutMs: CONNECT_TIMEOUT_MS,
-    responseTimeoutMs: RESPONSE_TIMEOUT_MS,
-  });
 
   constructor(
     private readonly where: S3Location,
     private readonly options: S3StorageOptions,
   ) {
-    this.client = newClient(options.endpoint);
+    const client = newClient(options.endpoint, options.profile);
+    this.bucket = new S3Bucket(client, where.bucket, options.log);
     const redirect = options.redirectReads;
-    if (redirect)
-      this.signer =
-        redirect.endpoint === undefined || redirect.endpoint === options.endpoint
-          ? this.client
-          : newClient(redirect.endpoint);
+    const signer: S3Client | undefined = !redirect
+      ? undefined
+      : redirect.endpoint === undefined || redirect.endpoint === options.endpoint
+        ? client
+        : newClient(redirect.endpoint, options.profile);
+    this.reader = new S3Reader(this.bucket, signer);
+  }
+
+  private get client(): S3Client {
+    return this.bucket.client;
   }
 
   get location(): string {
@@ -187,70 +115,60 @@ export class S3Storage implements Storage {
   }
 
   private key(ref: ObjectRef): string {
-    if (ref.type === "config") return this.keyOf(ref.repo, "config");
-    const name = ref.name as string;
-    return ref.type === "data"
-      ? this.keyOf(ref.repo, "data", name.slice(0, 2), name)
-      : this.keyOf(ref.repo, ref.type, name);
+    return this.keyOf(ref.repo, ...objectSegments(ref.type, ref.name));
   }
 
-  /** An S3 failure that is not the request's fault: the storage is unavailable (503, restic retries). */
-  private unavailable(error: unknown, what: string): HttpError {
-    const failure = error as S3Failure;
-    this.options.log.warn(
-      { action: "s3.failed", what, status: statusOf(error), err: failure.name ?? failure.message },
-      "S3 request failed",
-    );
-    return new HttpError(503, "storage unavailable");
-  }
-
-  private async call<T>(what: string, send: () => Promise<T>): Promise<T> {
-    try {
-      return await send();
-    } catch (error) {
-      if (error instanceof HttpError) throw error;
-      throw this.unavailable(error, what);
-    }
-  }
-
+  /**
+   * The bucket answers (or is created). A failure ends the start with what went wrong and what to
+   * try; a HEAD's error has no body, so a listing of one key is asked for its error's name.
+   */
   async prepare(): Promise<void> {
     const Bucket = this.where.bucket;
+    let failure: unknown;
     try {
       await this.client.send(new HeadBucketCommand({ Bucket }));
       return;
     } catch (error) {
-      if (!isNotFound(error)) {
-        const failure = error as S3Failure;
-        throw new ConfigError(
-          `cannot reach bucket ${Bucket}${this.options.endpoint ? ` at ${this.options.endpoint}` : ""}: ${failure.name ?? failure.message} (HTTP ${statusOf(error) ?? "-"})`,
+      failure = error;
+    }
+    if (!isNotFound(failure)) {
+      if (statusOf(failure) !== undefined)
+        failure = await this.client.send(new ListObjectsV2Command({ Bucket, MaxKeys: 1 })).then(
+          () => failure,
+          (error: unknown) => error,
         );
-      }
+      throw await this.startError(`cannot use bucket ${Bucket}`, failure);
     }
     try {
       await this.client.send(new CreateBucketCommand({ Bucket }));
       this.options.log.info({ action: "s3.bucket", bucket: Bucket }, "bucket created");
     } catch (error) {
-      const failure = error as S3Failure;
-      throw new ConfigError(
-        `bucket ${Bucket} does not exist and cannot be created: ${failure.name ?? failure.message}`,
-      );
+      throw await this.startError(`bucket ${Bucket} does not exist and cannot be created`, error);
     }
   }
 
-  /** An object's size, or undefined when there is none under the key. */
-  private async headSize(Key: string): Promise<number | undefined> {
-    try {
-      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.where.bucket, Key }));
-      return head.ContentLength ?? 0;
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw this.unavailable(error, `HEAD ${Key}`);
-    }
+  private async startError(what: string, error: unknown): Promise<ConfigError> {
+    const { endpoint } = this.options;
+    const keys = await this.client.config
+      .credentials()
+      .catch(() => undefined as { accessKeyId?: string } | undefined);
+    const host = endpoint
+      ? new URL(endpoint).host
+      : ((error as { hostname?: string }).hostname ?? "the AWS S3 endpoint");
+    const explained = explainS3Failure(error, {
+      endpoint,
+      host,
+      bucket: this.where.bucket,
+      accessKeyId: keys?.accessKeyId,
+    });
+    return new ConfigError(`${this.options.flag ?? "--storage"} ${this.location}: ${what}: ${explained}`, {
+      cause: error,
+    });
   }
 
   async createRepo(repo: readonly string[]): Promise<void> {
     const key = this.keyOf(repo, REPO_MARKER);
-    await this.call(`PUT ${key}`, () =>
+    await this.bucket.call(`PUT ${key}`, () =>
       this.client.send(
         signedPut(
           new PutObjectCommand({ Bucket: this.where.bucket, Key: key, Body: "", ContentLength: 0 }),
@@ -266,40 +184,44 @@ export class S3Storage implements Storage {
     const base = this.keyOf(repo);
     if (this.knownRepos.has(base)) return true;
     const found =
-      (await this.headSize(this.keyOf(repo, REPO_MARKER))) !== undefined ||
+      (await this.bucket.headSize(this.keyOf(repo, REPO_MARKER))) !== undefined ||
       (await this.size({ repo, type: "config" })) !== undefined;
     if (found) this.knownRepos.add(base);
     return found;
   }
 
   size(ref: ObjectRef): Promise<number | undefined> {
-    return this.headSize(this.key(ref));
+    return this.bucket.headSize(this.key(ref));
   }
 
-  /** Every key under a prefix with its size and time, page by page (1,000 a page). */
-  private async *listPages(
-    prefix: string,
-  ): AsyncGenerator<NonNullable<ListObjectsV2CommandOutput["Contents"]>> {
+  /** The listing under a prefix, page by page (1,000 keys a page; with a delimiter, the folders too). */
+  private async *listPages(prefix: string, delimiter?: string): AsyncGenerator<ListObjectsV2CommandOutput> {
     let token: string | undefined;
     do {
-      const page: ListObjectsV2CommandOutput = await this.call(`LIST ${prefix}`, () =>
+      const page: ListObjectsV2CommandOutput = await this.bucket.call(`LIST ${prefix}`, () =>
         this.client.send(
           new ListObjectsV2Command({
             Bucket: this.where.bucket,
             Prefix: prefix,
+            ...(delimiter ? { Delimiter: delimiter } : {}),
             ...(token ? { ContinuationToken: token } : {}),
           }),
         ),
       );
-      yield page.Contents ?? [];
+      yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
 
+  /** Every key under a prefix with its size and time. */
+  private async *objects(prefix: string) {
+    for await (const page of this.listPages(prefix)) yield page.Contents ?? [];
+  }
+
   async list(repo: readonly string[], type: BlobType): Promise<AsyncIterable<ListEntry[]> | undefined> {
     if (!(await this.repoExists(repo))) return undefined;
-    const prefix = `${this.keyOf(repo, type)}/`;
-    const pages = this.listPages(prefix);
+    const prefix = `${this.keyOf(repo, ...objectSegments(type))}/`;
+    const pages = this.objects(prefix);
     return (async function* () {
       for await (const page of pages) {
         const entries: ListEntry[] = [];
@@ -315,129 +237,16 @@ export class S3Storage implements Storage {
     })();
   }
 
-  async open(
-    ref: ObjectRef,
-    rangeHeader: string | undefined,
-    head: boolean,
-  ): Promise<OpenedObject | undefined> {
-    if (head) return this.fromHead(ref, rangeHeader);
-    return this.read(ref, rangeHeader, false);
+  open(ref: ObjectRef, rangeHeader: string | undefined, head: boolean): Promise<OpenedObject | undefined> {
+    return this.reader.open(this.key(ref), rangeHeader, head);
   }
 
-  private async fromHead(ref: ObjectRef, rangeHeader: string | undefined): Promise<OpenedObject | undefined> {
-    const size = await this.size(ref);
-    if (size === undefined) return undefined;
-    return { size, range: parseRange(rangeHeader, size), send: async () => {}, close: async () => {} };
+  read(ref: ObjectRef): Promise<{ size: number; body: Readable } | undefined> {
+    return this.reader.stream(this.key(ref));
   }
 
-  private async read(
-    ref: ObjectRef,
-    rangeHeader: string | undefined,
-    retried: boolean,
-  ): Promise<OpenedObject | undefined> {
-    const fetched = await this.fetch(this.key(ref), forwardableRange(rangeHeader));
-    if (fetched === "missing") return undefined;
-    // Past the end (or an empty object): our answer is 416 with the size, as for a directory.
-    if (fetched === "past-end") return this.fromHead(ref, rangeHeader);
-    return this.answered(ref, rangeHeader, retried, fetched);
-  }
-
-  /**
-   * A GET of a signed URL on our own connection (upstream-get.ts: the body goes to the client
-   * through reused buffers); the SDK only for an answer that path does not take.
-   */
-  private async fetch(Key: string, Range: string | undefined): Promise<Fetched | "missing" | "past-end"> {
-    let answer: UpstreamResponse;
-    try {
-      const url = await this.signedGet(this.client, Key, GET_URL_SECONDS);
-      answer = await this.upstream.get(new URL(url), Range);
-    } catch (error) {
-      throw this.unavailable(error, `GET ${Key}`);
-    }
-    if (answer.status === 404 || answer.status === 416) {
-      answer.discard();
-      return answer.status === 404 ? "missing" : "past-end";
-    }
-    if ((answer.status !== 200 && answer.status !== 206) || answer.length === undefined) {
-      answer.discard();
-      // The SDK names the storage's failure in the log (or reads an answer without a length).
-      return this.fetchWithSdk(Key, Range);
-    }
-    return {
-      partial: Range ? contentRange(answer.headers.get("content-range")) : undefined,
-      length: answer.length,
-      send: (res) => answer.send(res),
-      close: async () => answer.discard(),
-    };
-  }
-
-  private async fetchWithSdk(
-    Key: string,
-    Range: string | undefined,
-  ): Promise<Fetched | "missing" | "past-end"> {
-    let answer: GetObjectCommandOutput;
-    try {
-      answer = await this.client.send(
-        new GetObjectCommand({ Bucket: this.where.bucket, Key, ...(Range ? { Range } : {}) }),
-      );
-    } catch (error) {
-      if (isNotFound(error)) return "missing";
-      if (statusOf(error) === 416) return "past-end";
-      throw this.unavailable(error, `GET ${Key}`);
-    }
-    const body = answer.Body as Readable;
-    return {
-      partial: Range ? contentRange(answer.ContentRange) : undefined,
-      length: answer.ContentLength ?? 0,
-      send: (res) => {
-        // Each chunk of the SDK's answer is a fresh buffer, as an upload's are: paced the same way.
-        body.on("data", (chunk: Buffer) => noteBodyBytes(chunk.length));
-        return pipeline(body, res, { end: true });
-      },
-      close: async () => {
-        if (!body.destroyed) body.destroy();
-      },
-    };
-  }
-
-  /** The storage's answer as ours: its partial answer, or our range over the whole object. */
-  private async answered(
-    ref: ObjectRef,
-    rangeHeader: string | undefined,
-    retried: boolean,
-    answer: Fetched,
-  ): Promise<OpenedObject | undefined> {
-    const { partial, length, send, close } = answer;
-    if (partial)
-      return {
-        size: partial.size,
-        range: { kind: "partial", start: partial.start, end: partial.end },
-        send,
-        close,
-      };
-    const range = parseRange(rangeHeader, length);
-    if (range.kind === "full") return { size: length, range, send, close };
-    await close();
-    if (range.kind === "unsatisfiable")
-      return { size: length, range, send: async () => {}, close: async () => {} };
-    // A range we handle ourselves (S3 reads that form differently): asked for in S3's form.
-    if (retried) throw this.unavailable(new Error("the storage ignored Range"), `GET ${this.key(ref)}`);
-    return this.read(ref, `bytes=${range.start}-${range.end}`, true);
-  }
-
-  private signedGet(client: S3Client, Key: string, expiresIn: number): Promise<string> {
-    const command = new GetObjectCommand({ Bucket: this.where.bucket, Key });
-    return this.call(`SIGN ${Key}`, () => getSignedUrl(client, command, { expiresIn }));
-  }
-
-  /**
-   * With redirected reads: a signed URL to GET a data blob from the storage itself. The client sends
-   * its Range header again (it is not signed); a form S3 reads differently is answered by us.
-   */
-  async readUrl(ref: ObjectRef, rangeHeader: string | undefined): Promise<string | undefined> {
-    if (!this.signer || ref.type !== "data") return undefined;
-    if (rangeHeader !== undefined && forwardableRange(rangeHeader) !== rangeHeader.trim()) return undefined;
-    return this.signedGet(this.signer, this.key(ref), READ_URL_SECONDS);
+  readUrl(ref: ObjectRef, rangeHeader: string | undefined): Promise<string | undefined> {
+    return this.reader.readUrl(this.key(ref), ref.type, rangeHeader);
   }
 
   async save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome> {
@@ -491,7 +300,7 @@ export class S3Storage implements Storage {
       if (name === "XAmzContentSHA256Mismatch" || name === "BadDigest")
         throw new HttpError(400, "content does not match its SHA-256 name");
       if (statusOf(error) === 413 || name === "EntityTooLarge") throw new HttpError(413, "object too large");
-      throw this.unavailable(error, `PUT ${Key}`);
+      throw this.bucket.unavailable(error, `PUT ${Key}`);
     } finally {
       body.off("close", cut);
     }
@@ -501,7 +310,7 @@ export class S3Storage implements Storage {
     const size = await this.size(ref);
     if (size === undefined) return undefined;
     const Key = this.key(ref);
-    await this.call(`DELETE ${Key}`, () =>
+    await this.bucket.call(`DELETE ${Key}`, () =>
       this.client.send(new DeleteObjectCommand({ Bucket: this.where.bucket, Key })),
     );
     if (ref.type === "config") this.knownRepos.delete(this.keyOf(ref.repo));
@@ -511,7 +320,7 @@ export class S3Storage implements Storage {
   async *scan(): AsyncIterable<StoredBytes[]> {
     const root = this.keyOf([]);
     const under = root ? `${root}/` : "";
-    for await (const page of this.listPages(under)) {
+    for await (const page of this.objects(under)) {
       const found: StoredBytes[] = [];
       for (const object of page) {
         const repo = repoOfStoredPath((object.Key ?? "").slice(under.length).split("/"));
@@ -521,14 +330,31 @@ export class S3Storage implements Storage {
     }
   }
 
-  async newestSnapshot(repo: string): Promise<number | undefined> {
-    let newest: number | undefined;
-    for await (const page of this.listPages(`${this.keyOf(repo.split("/"), "snapshots")}/`))
-      for (const object of page) {
-        const time = object.LastModified?.getTime();
-        if (time !== undefined && (newest === undefined || time > newest)) newest = time;
+  repositories(): Promise<string[][]> {
+    return findRepositories(async (repo) => {
+      const base = this.keyOf(repo);
+      const prefix = base ? `${base}/` : "";
+      let hasConfig = false;
+      const children: string[] = [];
+      for await (const page of this.listPages(prefix, "/")) {
+        hasConfig ||= (page.Contents ?? []).some((object) => object.Key === `${prefix}config`);
+        for (const common of page.CommonPrefixes ?? [])
+          children.push((common.Prefix ?? "").slice(prefix.length).replace(/\/$/, ""));
       }
-    return newest;
+      return { hasConfig, children };
+    });
+  }
+
+  async storedTimes(repo: readonly string[], type: BlobType): Promise<Map<string, number>> {
+    const times = new Map<string, number>();
+    const prefix = `${this.keyOf(repo, ...objectSegments(type))}/`;
+    for await (const page of this.objects(prefix))
+      for (const object of page) {
+        const name = (object.Key ?? "").split("/").at(-1) ?? "";
+        const time = object.LastModified?.getTime();
+        if (time !== undefined && isBlobId(name)) times.set(name, time);
+      }
+    return times;
   }
 }
 

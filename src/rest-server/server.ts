@@ -9,11 +9,11 @@ import type { SecureContextOptions } from "node:tls";
 import { ConfigError, isErrno } from "../system/errors.js";
 import type { Logger } from "../system/log.js";
 import { type AccessLog, combinedLogLine, openAccessLog } from "./access-log.js";
-import { FsStorage } from "./fs-storage.js";
 import { createHandler, requestUser } from "./handler.js";
 import { type ListenTarget, parseListen, socketFromSystemd } from "./listen.js";
+import type { MirrorOptions } from "./mirror/start-mirror.js";
+import { openStorage } from "./open-storage.js";
 import type { QuotaLimits } from "./quota-config.js";
-import type { Storage } from "./storage.js";
 import { UsageTracker } from "./usage-tracker.js";
 
 export interface ServerOptions {
@@ -24,6 +24,8 @@ export interface ServerOptions {
   s3Endpoint: string | undefined;
   /** Reads of data blobs answered with a redirect to S3, signed for this endpoint (else s3Endpoint's). */
   s3RedirectReads: { endpoint: string | undefined } | undefined;
+  /** A second storage every stored object is copied to (--mirror ...). */
+  mirror: MirrorOptions | undefined;
   /** Servers sharing the storage (quotas: see UsageTracker). */
   instances: number;
   /** Re-list the storage for quotas and metrics this often (0: only at start-up). */
@@ -34,6 +36,10 @@ export interface ServerOptions {
   proxyAuthUsername: string | undefined;
   privateRepos: boolean;
   appendOnly: boolean;
+  /** The user who alone may delete in append-only mode (maintain's identity). */
+  maintenanceUser: string | undefined;
+  /** A maintain file whose entries this server runs on their schedules (--maintain). */
+  maintain: string | undefined;
   maxSize: number | undefined;
   quotaFile: string | undefined;
   prometheus: boolean;
@@ -159,23 +165,41 @@ async function loadAuth(options: ServerOptions, log: Logger) {
   return (await import("./authenticator.js")).Authenticator.load(file, log);
 }
 
-/** The directory under --path, or (`--storage s3://...`) the bucket, loaded only then. */
-async function openStorage(options: ServerOptions, log: Logger): Promise<Storage> {
-  if (options.storage === undefined)
-    return new FsStorage(options.path, { groupAccessible: options.groupAccessibleRepos });
-  const { S3Storage, parseS3Location } = await import("./s3-storage.js");
-  return new S3Storage(parseS3Location(options.storage), {
-    endpoint: options.s3Endpoint,
-    ...(options.s3RedirectReads ? { redirectReads: options.s3RedirectReads } : {}),
-    log,
-  });
-}
-
 export async function startServer(options: ServerOptions, log: Logger): Promise<RunningServer> {
   validate(options);
   const target = socketFromSystemd(process.env, process.pid) ?? parseListen(options.listen);
-  const storage = await openStorage(options, log);
-  await storage.prepare();
+  const maintain = options.maintain
+    ? await (await import("./maintain/config.js")).loadMaintainConfig(options.maintain)
+    : undefined;
+  if (maintain && options.maintenanceUser !== undefined && options.maintenanceUser !== maintain.user)
+    throw new ConfigError(
+      `--maintenance-user ${options.maintenanceUser} is not the user ${maintain.user} that ${options.maintain} names`,
+    );
+  const maintenanceUser = options.maintenanceUser ?? maintain?.user;
+  if (maintenanceUser !== undefined && options.noAuth && !options.proxyAuthUsername)
+    throw new ConfigError(
+      `${options.maintain ? "--maintain" : "--maintenance-user"} needs authentication (the maintenance user logs in); it cannot be combined with --no-auth`,
+    );
+  const primary = await openStorage(
+    {
+      location: options.storage ?? options.path,
+      flag: "--storage",
+      s3Endpoint: options.s3Endpoint,
+      s3RedirectReads: options.s3RedirectReads,
+      groupAccessible: options.groupAccessibleRepos,
+    },
+    log,
+  );
+  await primary.prepare();
+  const mirror = options.mirror
+    ? await (await import("./mirror/start-mirror.js")).startMirror(
+        primary,
+        options.mirror,
+        options.groupAccessibleRepos,
+        log,
+      )
+    : undefined;
+  const storage = mirror?.storage ?? primary;
   // Optional features load their libraries only when enabled: every module left out keeps the heap
   // small, and with it the cost of each garbage collection while uploads stream through.
   const auth = await loadAuth(options, log);
@@ -205,7 +229,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
       : undefined;
   refresh?.unref();
   const metrics = options.prometheus
-    ? new (await import("./metrics.js")).ServerMetrics(storage, usage)
+    ? new (await import("./metrics.js")).ServerMetrics(storage, usage, mirror?.queue)
     : undefined;
   const handler = createHandler({
     storage,
@@ -214,6 +238,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     proxyAuthHeader: options.proxyAuthUsername,
     privateRepos: options.privateRepos,
     appendOnly: options.appendOnly,
+    maintenanceUser,
     verifyUpload: !options.noVerifyUpload,
     usage,
     metrics,
@@ -254,6 +279,20 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     "rest-server ready",
   );
 
+  if (maintain && !maintain.server && url.startsWith("unix:"))
+    throw new ConfigError(
+      `${options.maintain}: 'server' must name an http(s) URL of this server when it listens on a socket`,
+    );
+  const schedule = maintain
+    ? await (await import("./maintain/schedule.js")).startMaintenanceSchedule({
+        config: maintain,
+        storage,
+        server: maintain.server ?? url,
+        reportDir: maintain.reportDir ?? path.join(options.path, ".maintain-reports"),
+        log,
+      })
+    : undefined;
+
   return {
     url,
     address,
@@ -266,6 +305,8 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
     },
     async close() {
       if (refresh) clearInterval(refresh);
+      // Before the listener goes: an interrupted restic removes its lock through us.
+      await schedule?.close();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections turn idle as their last request ends; close them as they do.
       const sweep = setInterval(() => server.closeIdleConnections(), 100);
@@ -274,6 +315,7 @@ export async function startServer(options: ServerOptions, log: Logger): Promise<
       await closed;
       clearInterval(sweep);
       clearTimeout(timer);
+      await mirror?.close();
       if (target.kind === "unix") await removeStaleSocket(target.path).catch(() => {});
       log.info({ action: "shutdown" }, "rest-server stopped");
     },

@@ -25,3 +25,21 @@ export function parseSize(text: string | number): number | undefined {
   const bytes = Math.floor(Number(match[1]) * unit);
   return Number.isSafeInteger(bytes) ? bytes : undefined;
 }
+
+const DURATION_UNITS: Record<string, number> = {
+  s: 1_000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
+
+/** A duration: `90s`, `30m`, `12h`, `7d`, `2w`, or several (`1d12h`), as milliseconds. Undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const trimmed = text.trim();
+  if (!/^(\d+(\.\d+)?[smhdw])+$/.test(trimmed)) return undefined;
+  let ms = 0;
+  for (const [, amount, unit] of trimmed.matchAll(/(\d+(?:\.\d+)?)([smhdw])/g))
+    ms += Number(amount) * (DURATION_UNITS[unit as string] as number);
+  return Number.isSafeInteger(Math.round(ms)) ? Math.round(ms) : undefined;
+}

@@ -1,7 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
 import type { RangeResult } from "./range.js";
-import type { BlobType, ObjectType } from "./repo-path.js";
+import { type BlobType, isTypeName, MAX_REPO_DEPTH, type ObjectType } from "./repo-path.js";
 
 /** One object of a repository: its config, or a blob of a type by its name. */
 export interface ObjectRef {
@@ -72,6 +72,8 @@ export interface Storage {
    * Where the client may read the object itself (a redirect), or undefined when this server sends
    * it. Only a storage with its own HTTP front (S3, when asked to) has one.
    */
+  /** The whole object as a stream (copies to a mirror), or undefined when absent. */
+  read(ref: ObjectRef): Promise<{ size: number; body: Readable } | undefined>;
   readUrl?(ref: ObjectRef, rangeHeader: string | undefined): Promise<string | undefined>;
   /** Store an upload under its final name, never visible before it is complete and verified. */
   save(ref: ObjectRef, body: Readable, expect: SaveExpect): Promise<SaveOutcome>;
@@ -79,6 +81,31 @@ export interface Storage {
   remove(ref: ObjectRef): Promise<number | undefined>;
   /** Every stored object's repository and size (for quotas and metrics), leftovers cleaned up. */
   scan(): AsyncIterable<StoredBytes[]>;
-  /** When the newest snapshot of a repository was stored (ms since the epoch), if it has one. */
-  newestSnapshot(repo: string): Promise<number | undefined>;
+  /** Every repository (a folder with a config, at most MAX_REPO_DEPTH deep), in sorted order. */
+  repositories(): Promise<string[][]>;
+  /**
+   * When each blob of a type was stored (ms since the epoch, the storage's own clock: a file's
+   * mtime, an object's LastModified), by name; empty when there are none.
+   */
+  storedTimes(repo: readonly string[], type: BlobType): Promise<Map<string, number>>;
+}
+
+/** What one level of the storage holds: whether it has a config, and the folders below it. */
+export type LevelProbe = (repo: readonly string[]) => Promise<{ hasConfig: boolean; children: string[] }>;
+
+/**
+ * The repositories under the root, one level at a time as `probe` reports them: a level with a
+ * config is a repository; folders named like a type, hidden ones and deeper ones are not walked.
+ */
+export async function findRepositories(probe: LevelProbe): Promise<string[][]> {
+  const found: string[][] = [];
+  const walk = async (repo: string[]) => {
+    const { hasConfig, children } = await probe(repo);
+    if (hasConfig) found.push(repo);
+    if (repo.length >= MAX_REPO_DEPTH) return;
+    for (const child of [...children].sort())
+      if (!isTypeName(child) && !child.startsWith(".")) await walk([...repo, child]);
+  };
+  await walk([]);
+  return found;
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { mountOptions } from "../../src/rest-server/disk-mount.js";
 import { parseListen, socketFromSystemd } from "../../src/rest-server/listen.js";
 import { parseQuotaFile } from "../../src/rest-server/quota-config.js";
-import { parseSize } from "../../src/rest-server/size.js";
+import { parseDuration, parseSize } from "../../src/rest-server/size.js";
 
 describe("parseSize", () => {
   it.each([
@@ -17,6 +17,22 @@ describe("parseSize", () => {
 
   it.each(["", "ten", "5XB", "-1", "1e3", -5, 1.5])("rejects %j", (text) =>
     expect(parseSize(text)).toBeUndefined(),
+  );
+});
+
+describe("parseDuration", () => {
+  it.each([
+    ["90s", 90_000],
+    ["30m", 1_800_000],
+    ["12h", 43_200_000],
+    ["7d", 604_800_000],
+    ["2w", 1_209_600_000],
+    ["1d12h", 129_600_000],
+    ["0s", 0],
+  ])("%s -> %i ms", (text, ms) => expect(parseDuration(text)).toBe(ms));
+
+  it.each(["", "7", "d", "-1d", "7 days", "1y"])("rejects %j", (text) =>
+    expect(parseDuration(text)).toBeUndefined(),
   );
 });
 

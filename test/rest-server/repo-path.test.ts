@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRepoPath } from "../../src/rest-server/repo-path.js";
+import { objectSegments, parseRepoPath, repoOfStoredPath } from "../../src/rest-server/repo-path.js";
 
 const ID = "a".repeat(64);
 
@@ -55,5 +55,21 @@ describe("parseRepoPath", () => {
       target: { kind: "list", repo: ["alice"], type: "data" },
     });
     expect(parseRepoPath("/keys/config")).toMatchObject({ ok: false, status: 400 });
+  });
+});
+
+describe("objectSegments: restic's layout, one mapping for both storages", () => {
+  it.each([
+    ["config", undefined, ["config"]],
+    ["data", ID, ["data", "aa", ID]],
+    ["data", undefined, ["data"]],
+    ["index", ID, ["index", ID]],
+    ["snapshots", undefined, ["snapshots"]],
+  ] as const)("%s %s", (type, name, segments) => {
+    expect(objectSegments(type, name)).toEqual(segments);
+  });
+
+  it("is the inverse of repoOfStoredPath's repository part", () => {
+    expect(repoOfStoredPath(["alice", "laptop", ...objectSegments("data", ID)])).toBe("alice/laptop");
   });
 });

@@ -122,6 +122,10 @@ export interface OwnGateway {
   caFile?: string;
   /** Stop it (SIGTERM, then SIGKILL after 10 s) and start it again on the same port. */
   restart(downMs?: number): Promise<void>;
+  /** SIGSTOP: it keeps its connections and answers nothing (a hung storage). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 /**
@@ -202,10 +206,19 @@ export async function ownGateway(
     clearTimeout(timer);
   };
   await start();
-  scope.defer(`stop radosgw on ${endpoint}`, stop);
+  scope.defer(`stop radosgw on ${endpoint}`, async () => {
+    child?.kill("SIGCONT");
+    await stop();
+  });
   return {
     endpoint,
     ...(caFile ? { caFile } : {}),
+    pause() {
+      child?.kill("SIGSTOP");
+    },
+    resume() {
+      child?.kill("SIGCONT");
+    },
     async restart(downMs = 0) {
       await stop();
       await new Promise((resolve) => setTimeout(resolve, downMs));
