@@ -33,8 +33,9 @@ export const TOOLS: readonly ToolEntry[] = [
   {
     name: "rest-server",
     summary: "restic REST backend server; can mount its backing disk first",
-    // Mounting its disk first (--device/--uuid) needs mount and blkid: a host install, not the image.
-    programs: [],
+    // Mounting its disk first (--device/--uuid) needs mount and blkid, and maintain runs restic: a
+    // host install (or the umbrella image), not the image. --mirror's queue lock takes flock.
+    programs: ["flock"],
     load: async () => (await import("./rest-server-cli.js")).main,
   },
   {

@@ -6,10 +6,11 @@ import { programsOf, TOOLS } from "../../src/cli/tools.js";
 const SRC = path.resolve(import.meta.dirname, "../../src");
 /**
  * What a command runs only on a host install, never in its image: rest-server mounting its disk
- * (mount, blkid), backrest-sidecar's rcb mode (the docker CLI). README says so.
+ * (mount, blkid) and maintaining repositories (restic), backrest-sidecar's rcb mode (the docker
+ * CLI). README says so.
  */
 const HOST_ONLY: Record<string, readonly string[]> = {
-  "rest-server": ["mount", "umount", "blkid"],
+  "rest-server": ["mount", "umount", "blkid", "restic"],
   "backrest-sidecar": ["docker"],
 };
 
