@@ -2,26 +2,15 @@ import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { KEEP_COUNTS, KEEP_WITHINS, RESTIC_DURATION } from "../../restic/keep.js";
 import { ConfigError } from "../../system/errors.js";
 import { parseDuration } from "../size.js";
 
-const COUNTS = ["last", "hourly", "daily", "weekly", "monthly", "yearly"] as const;
-const WITHINS = [
-  "within",
-  "within-hourly",
-  "within-daily",
-  "within-weekly",
-  "within-monthly",
-  "within-yearly",
-] as const;
-/** restic's duration for --keep-within*: <int><unit> repeated, units y m d h. */
-const RESTIC_DURATION = /^(\d+[ymdh])+$/;
-
 const keepSchema = z
   .object({
-    ...Object.fromEntries(COUNTS.map((key) => [key, z.number().int().min(1).optional()])),
+    ...Object.fromEntries(KEEP_COUNTS.map((key) => [key, z.number().int().min(1).optional()])),
     ...Object.fromEntries(
-      WITHINS.map((key) => [
+      KEEP_WITHINS.map((key) => [
         key,
         z.string().regex(RESTIC_DURATION, "a restic duration such as 30d or 1y6m").optional(),
       ]),
@@ -163,18 +152,6 @@ export async function loadMaintainConfig(file: string): Promise<MaintainConfig> 
   for (const name of new Set([config.passwordFile, ...config.repos.map((repo) => repo.passwordFile)]))
     await checkPasswordFile(name);
   return config;
-}
-
-/** `restic forget` flags for a policy, in a fixed order. */
-export function keepFlags(keep: KeepPolicy): string[] {
-  const flags: string[] = [];
-  const values = keep as Record<string, number | string | string[] | undefined>;
-  for (const key of [...COUNTS, ...WITHINS]) {
-    const value = values[key];
-    if (value !== undefined) flags.push(`--keep-${key}`, String(value));
-  }
-  for (const tag of keep.tag ?? []) flags.push("--keep-tag", tag);
-  return flags;
 }
 
 /** Does a repository path match a pattern (`*` stands for one whole segment)? */

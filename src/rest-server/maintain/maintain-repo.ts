@@ -1,7 +1,8 @@
+import { forgetFlags } from "../../restic/keep.js";
 import { ExecError, run } from "../../system/exec.js";
 import { BLOB_TYPES, repoKey } from "../repo-path.js";
 import type { Storage } from "../storage.js";
-import { keepFlags, type RepoPolicy } from "./config.js";
+import type { RepoPolicy } from "./config.js";
 
 /** A client's clock may run ahead of the server's by this much before its snapshot counts as forged. */
 const CLOCK_SKEW_MS = 3_600_000;
@@ -112,7 +113,7 @@ export async function maintainRepo(
     finished: "",
     outcome: "done",
     policy: {
-      keep: keepFlags(policy.keep),
+      keep: forgetFlags(policy.keep),
       minAgeSeconds: policy.minAgeMs / 1000,
       maxForgetShare: policy.maxShare,
       forced: run_.force,
@@ -146,7 +147,7 @@ export async function maintainRepo(
     snapshots = JSON.parse((await resticOf(["snapshots", "--json"])).stdout) as Snapshot[];
     const groupBy = policy.groupBy === undefined ? [] : ["--group-by", policy.groupBy];
     plan = JSON.parse(
-      (await resticOf(["forget", "--dry-run", "--json", ...groupBy, ...keepFlags(policy.keep)])).stdout,
+      (await resticOf(["forget", "--dry-run", "--json", ...groupBy, ...forgetFlags(policy.keep)])).stdout,
     ) as typeof plan;
   } catch (error) {
     return end("failed", `restic could not list or plan: ${said(error)}`);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { keepFlags, matchesPattern, parseMaintainConfig } from "../../../src/rest-server/maintain/config.js";
+import { matchesPattern, parseMaintainConfig } from "../../../src/rest-server/maintain/config.js";
+import { forgetFlags } from "../../../src/restic/keep.js";
 
 const minimal = `
 server: http://127.0.0.1:8000
@@ -22,7 +23,7 @@ describe("maintain file", () => {
       maxShare: 0.5,
       scheduleMs: 86_400_000,
     });
-    expect(keepFlags(config.repos[0]?.keep ?? {})).toEqual([
+    expect(forgetFlags(config.repos[0]?.keep ?? {})).toEqual([
       "--keep-last",
       "7",
       "--keep-daily",
