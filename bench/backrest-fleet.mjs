@@ -117,6 +117,7 @@ try {
     return undefined;
   };
   const latencies = [];
+  const reference = [];
   for (let round = 0; round < ROUNDS; round++) {
     // All engines send an event at once: a labelled container made on each.
     const events = engines.map(async (engine, i) => {
@@ -141,13 +142,35 @@ try {
       for (;;) {
         const at = written(`host${i}`, planId);
         if (at !== undefined) return at - t0;
-        if (Date.now() - t0 > 60_000) throw new Error(`no plan ${planId} within 60 s`);
+        if (Date.now() - started > 60_000) throw new Error(`no plan ${planId} within 60 s`);
         await new Promise((r) => setTimeout(r, 50));
       }
     });
     latencies.push(...(await Promise.all(events)));
+    // The reference, at the same load: what a save takes in each Backrest itself (a UI-style
+    // GetConfig + SetConfig of the unchanged config, all ten at once), which every plan change costs.
+    reference.push(
+      ...(await Promise.all(
+        backrests.map(async (b) => {
+          const t = Date.now();
+          await b.call("SetConfig", await b.call("GetConfig"));
+          return Date.now() - t;
+        }),
+      )),
+    );
     await new Promise((r) => setTimeout(r, 1000));
   }
+  // Where the reconciles of the events spent their time: the engine's listing, Backrest's
+  // GetConfig and SetConfig, our merge.
+  const reconciles = daemon
+    .stderr()
+    .split("\n")
+    .filter((line) => line.includes('"reconcile.complete"') && line.includes('"changed":true'))
+    .map((line) => JSON.parse(line));
+  const part = (key) => `${key.replace("_ms", "")} ${median(reconciles.map((r) => r[key] ?? 0))} ms`;
+  console.log(
+    `the daemon's reconciles that set a plan (${reconciles.length}), medians: ${["list_ms", "read_ms", "merge_ms", "write_ms"].map(part).join(", ")}`,
+  );
   // Every plan is in its Backrest's live config.
   for (const [i, b] of backrests.entries()) {
     const ids = new Set(((await b.call("GetConfig")).plans ?? []).map((p) => p.id));
@@ -156,12 +179,16 @@ try {
         throw new Error(`host${i}: plan of round ${round} missing`);
   }
   console.log(
+    `reference, the same load: a save in Backrest itself (GetConfig + SetConfig, all ${ENGINES} at once): median ${(median(reference) / 1000).toFixed(2)} s`,
+  );
+  console.log(
     `event to plan in that host's Backrest, ${ENGINES} engines at once x ${ROUNDS}: median ${(median(latencies) / 1000).toFixed(2)} s, p90 ${(percentile(latencies, 0.9) / 1000).toFixed(2)} s (target: median < 1 s); the daemon's peak RSS ${mib(daemon.peak())} (target < 150 MB)`,
   );
 } finally {
   if (daemon) {
     daemon.child.kill("SIGTERM");
     await daemon.done;
+    if (process.env.DAEMON_LOG) writeFileSync(process.env.DAEMON_LOG, daemon.stderr());
   }
   for (const b of backrests) b.stop();
   await closeEngines(engines);

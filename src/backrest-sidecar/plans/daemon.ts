@@ -111,7 +111,7 @@ export function follow(host: FollowedHost, daemon: DaemonOptions): { stop(): Pro
       trigger("events connected");
       events.on("data", () => {
         clearTimeout(debounce);
-        debounce = setTimeout(() => trigger("docker event"), daemon.debounceMs ?? 300);
+        debounce = setTimeout(() => trigger("docker event"), daemon.debounceMs ?? 100);
       });
       const reconnectLater = () => {
         if (stopping || stream !== events) return;

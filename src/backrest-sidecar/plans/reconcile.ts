@@ -108,18 +108,34 @@ async function attempt(
   modes: ReadonlyMap<string, WorkloadMode>,
   options: ReconcileOptions,
   log: Logger,
-): Promise<{ change: Change; wrote: boolean }> {
+  prefetched?: Promise<LoadedConfig>,
+): Promise<{ change: Change; wrote: boolean; timing: Timing }> {
   const { store } = options;
-  const config = await store.read();
+  const began = Date.now();
+  const config = await (prefetched ?? store.read());
+  const read = Date.now();
   const warnings: Array<{ planId: string; message: string }> = [];
   const change = changeFor(config, store.where, workloads, { ...options, modes }, (planId, message) =>
     warnings.push({ planId, message }),
   );
+  const merged = Date.now();
   const wrote = !options.dryRun && change.differs;
   if (wrote) await store.write(change.merged.data, config);
   for (const warning of warnings)
     log.warn({ action: "plan.warning", plan_id: warning.planId }, warning.message);
-  return { change, wrote };
+  return {
+    change,
+    wrote,
+    timing: { read_ms: read - began, merge_ms: merged - read, write_ms: Date.now() - merged },
+  };
+}
+
+/** Where a reconcile's time went (logged with reconcile.complete): the engine's listing, Backrest's read and write, ours. */
+interface Timing {
+  list_ms?: number;
+  read_ms: number;
+  merge_ms: number;
+  write_ms: number;
 }
 
 function logPlans(change: Change, log: Logger): void {
@@ -179,15 +195,22 @@ export async function reconcile(
   log: Logger,
   metrics?: HostMetrics,
 ): Promise<ReconcileResult> {
+  const { store } = options;
+  const began = Date.now();
+  // Through the API, the config is read while the engine lists (Backrest's modno check keeps the
+  // write right); a file is read only under its lock.
+  let prefetched = store.kind === "api" ? store.read() : undefined;
+  prefetched?.catch(() => {});
   const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
   const modes = await workloadModes(docker, workloads, options);
+  const listed = Date.now() - began;
   const attempts = options.conflictAttempts ?? CONFLICT_ATTEMPTS;
-  const { store } = options;
-  let outcome: { change: Change; wrote: boolean } | undefined;
+  let outcome: { change: Change; wrote: boolean; timing: Timing } | undefined;
   for (let tried = 1; outcome === undefined; tried++) {
     try {
-      outcome = await store.exclusive(() => attempt(workloads, modes, options, log));
+      outcome = await store.exclusive(() => attempt(workloads, modes, options, log, prefetched));
     } catch (error) {
+      prefetched = undefined;
       if (!(error instanceof ConfigConflictError)) throw error;
       if (tried >= attempts || options.signal?.aborted) {
         log.error(
@@ -204,7 +227,7 @@ export async function reconcile(
       await new Promise((resolve) => setTimeout(resolve, 50 * tried + Math.random() * 100));
     }
   }
-  const { change, wrote } = outcome;
+  const { change, wrote, timing } = outcome;
   logPlans(change, log);
   const result = {
     plansSeen: change.set.plans.size,
@@ -236,7 +259,10 @@ export async function reconcile(
       { action: "config.unchanged", config: store.where, changed: false },
       "no change; nothing written",
     );
-  log.info({ action: "reconcile.complete", ...snake(result), changed: wrote }, "reconcile complete");
+  log.info(
+    { action: "reconcile.complete", ...snake(result), changed: wrote, ...timing, list_ms: listed },
+    "reconcile complete",
+  );
   return { ...result, status: result.errors > 0 ? 3 : wrote ? 0 : 2 };
 }
 
