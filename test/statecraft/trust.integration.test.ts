@@ -18,10 +18,12 @@ async function slowCleanupLayout(scope: TestScope, cleanupSeconds: number) {
   const pathsDir = path.join(base, "paths.d");
   await mkdir(pathsDir);
   const log = path.join(base, "log");
+  // The cleanup is journaled before the setup line is logged: a test that sees the line knows
+  // the run has something to tear down (killed between the two, it would have nothing).
   const script = [
     "setup_path() {",
-    '    echo "$(date +%s.%N) setup $RUN_ID" >> "$TRUST_LOG"',
     `    trap_exit_eval 'sleep ${cleanupSeconds}; echo "$(date +%s.%N) cleanup $RUN_ID" >> "$TRUST_LOG"'`,
+    '    echo "$(date +%s.%N) setup $RUN_ID" >> "$TRUST_LOG"',
     '    echo generated > "$TARGET_DIR/marker"',
     "}",
     "",
