@@ -4,7 +4,7 @@ import { ConfigError, isErrno } from "../system/errors.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { type ArchiveScan, type Member, scanArchive } from "../tar/reader.js";
 import { type ArchiveMap, ArchiveMapper, type MemberData, type Span } from "./archive-map.js";
-import { ArchiveContentError } from "./volume-index.js";
+import { ArchiveContentError } from "./errors.js";
 
 const MISSING_HINT =
   "create it first with 'snapshotter init FILE' or 'dd if=/dev/zero of=FILE bs=512 count=2' (docker run -v makes a directory when the file is missing on the host)";

@@ -29,7 +29,7 @@ import { writeXattrs } from "../system/xattr.js";
 import { type ByteString, displayName, fsPath } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
 import { cleanName } from "./archive-map.js";
-import { ArchiveContentError } from "./volume-index.js";
+import { ArchiveContentError } from "./errors.js";
 
 const CHUNK = 1024 * 1024;
 /** Files whose extended attributes go to one `setfattr --restore`. */

@@ -15,8 +15,9 @@ import {
   type Span,
   volumeIdOf,
 } from "./archive-map.js";
+import { ArchiveContentError } from "./errors.js";
 import { directoryExtractor, emptyDirectory, extractFile, VolumeCheck } from "./extract.js";
-import { ArchiveContentError, INDEX_NAME, parseIndex, type VolumeRecord } from "./volume-index.js";
+import { INDEX_NAME, parseIndex, type VolumeRecord } from "./volume-index.js";
 
 export interface RestoreOptions {
   archive: string;
