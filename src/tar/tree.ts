@@ -1,6 +1,6 @@
 import { type BigIntStats, type Dirent, lstatSync, readdirSync, readlinkSync } from "node:fs";
 import { isErrno } from "../system/errors.js";
-import { readXattrsOf, type Xattrs } from "../system/xattr.js";
+import { XattrReader, type Xattrs } from "../system/xattr.js";
 import type { TarEntry } from "./header.js";
 import { type ByteString, displayName, fsPath } from "./names.js";
 
@@ -92,9 +92,10 @@ const NO_TIME: TarEntry["mtime"] = Object.freeze({ seconds: 0, nanoseconds: 0 })
 
 /**
  * Walk a tree depth-first in byte order of names, never following symlinks, in batches: each batch
- * of items comes with every file's extended attributes (POSIX ACLs included), read by one getfattr
- * while the walk goes on. Memory stays bounded by a batch and the largest directory, whatever the
- * tree's size. A file that vanishes during the walk is reported to `changes` and left out.
+ * of items comes with every file's extended attributes (POSIX ACLs included), read by one
+ * long-lived getfattr helper while the walk goes on. Memory stays bounded by a batch and the
+ * largest directory, whatever the tree's size. A file that vanishes during the walk is reported to
+ * `changes` and left out.
  */
 export async function* walkTree(root: ByteString, options: TreeOptions): AsyncGenerator<TreeItem[]> {
   const walker = walkItems(root, options);
@@ -106,24 +107,38 @@ export async function* walkTree(root: ByteString, options: TreeOptions): AsyncGe
     }
     return batch;
   };
-  let batch = take();
-  let attrs = batch.length > 0 ? readXattrsOf(batch.map((item) => item.source)) : undefined;
-  while (batch.length > 0 && attrs) {
-    // Walk the next batch while getfattr reads this one's attributes.
-    const next = take();
-    const nextAttrs = next.length > 0 ? readXattrsOf(next.map((item) => item.source)) : undefined;
-    nextAttrs?.catch(() => {});
-    const found = await attrs;
-    for (const item of batch) {
-      const all = found.get(item.source);
-      if (!all) continue;
-      item.xattrs = all;
-      const kept = options.skipXattr ? new Map([...all].filter(([key]) => !options.skipXattr?.(key))) : all;
-      if (kept.size > 0) item.entry.xattrs = kept;
+  const reader = new XattrReader();
+  const attrsOf = (batch: TreeItem[]) => {
+    const read = reader.read(batch.map((item) => item.source));
+    read.catch(() => {});
+    return read;
+  };
+  let failed = true;
+  try {
+    let batch = take();
+    let attrs = attrsOf(batch);
+    while (batch.length > 0) {
+      // Walk the next batch while getfattr reads this one's attributes.
+      const next = take();
+      const nextAttrs = next.length > 0 ? attrsOf(next) : attrs;
+      const found = await attrs;
+      for (const item of batch) {
+        const all = found.get(item.source);
+        if (!all) continue;
+        item.xattrs = all;
+        const kept = options.skipXattr ? new Map([...all].filter(([key]) => !options.skipXattr?.(key))) : all;
+        if (kept.size > 0) item.entry.xattrs = kept;
+      }
+      yield batch;
+      batch = next;
+      attrs = nextAttrs;
     }
-    yield batch;
-    batch = next;
-    attrs = nextAttrs;
+    failed = false;
+  } finally {
+    // The helper's own failure is reported unless another error (or an early stop) is on its way.
+    const closed = reader.close();
+    if (failed) await closed.catch(() => {});
+    else await closed;
   }
 }
 
