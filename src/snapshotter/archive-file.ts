@@ -3,7 +3,13 @@ import { stat, writeFile } from "node:fs/promises";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { type ArchiveScan, type Member, scanArchive } from "../tar/reader.js";
-import { type ArchiveMap, ArchiveMapper, type MemberData, type Span } from "./archive-map.js";
+import {
+  type ArchiveMap,
+  ArchiveMapper,
+  type MemberData,
+  type Span,
+  type WatchVolume,
+} from "./archive-map.js";
 import { ArchiveContentError } from "./errors.js";
 
 const MISSING_HINT =
@@ -40,8 +46,9 @@ async function checkArchiveFile(file: string, create: boolean): Promise<void> {
 async function mapOpenArchive(
   archive: OpenArchive,
   signal?: AbortSignal,
+  watch?: WatchVolume,
 ): Promise<{ scan: ArchiveScan; map: ArchiveMap }> {
-  const mapper = new ArchiveMapper();
+  const mapper = new ArchiveMapper(watch);
   const scan = await scanArchive(archive.file, {
     fd: archive.fd,
     onMember: (member) => mapper.add(member),
@@ -67,17 +74,18 @@ export async function openArchive(
 /**
  * Scan and map an existing archive, then run `work` with it still open: everything `work` reads
  * (readSpans, readMemberText, member data) comes from the file that was scanned, even when another
- * backup or a compact renames a new archive over it meanwhile.
+ * backup or a compact renames a new archive over it meanwhile. The volumes `watch` (made for the
+ * open archive) picks are watched in the same scan: one pass over the headers (Copy.volumes).
  */
 export async function withArchive<T>(
   file: string,
-  signal: AbortSignal | undefined,
+  options: { signal?: AbortSignal | undefined; watch?: (archive: OpenArchive) => WatchVolume },
   work: (archive: OpenArchive, map: ArchiveMap) => Promise<T>,
 ): Promise<T> {
   await checkArchiveFile(file, false);
   const archive = { file, fd: openSync(file, "r") };
   try {
-    const { map } = await mapOpenArchive(archive, signal);
+    const { map } = await mapOpenArchive(archive, options.signal, options.watch?.(archive));
     return await work(archive, map);
   } finally {
     closeSync(archive.fd);
