@@ -116,8 +116,21 @@ async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> 
   return host.withContainerStopped(docker, container, stop, () => run(volumes));
 }
 
+/**
+ * STOWAGE_RESTORE_THREADS: the worker threads that write a directory volume's files, for every
+ * volume (0: the main thread writes them); unset: 2 at most, for volumes big enough to pay for them.
+ */
+function restoreThreads(): number | undefined {
+  const value = process.env.STOWAGE_RESTORE_THREADS;
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d{1,2}$/.test(value) || Number(value) > 64)
+    throw new ConfigError(`STOWAGE_RESTORE_THREADS=${value}: expected a number of threads from 0 to 64`);
+  return Number(value);
+}
+
 async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
   const config = await settings(flags);
+  const threads = restoreThreads();
   const meter = progressMeter("restore");
   const restoreWith = async (resolve: (target: string) => string) => {
     const restored = await restore({
@@ -129,6 +142,7 @@ async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
       onBytes: meter.onBytes,
       onTotal: meter.setTotal,
       signal,
+      ...(threads !== undefined ? { threads } : {}),
     });
     meter.finish();
     for (const volume of restored) {

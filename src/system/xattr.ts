@@ -219,18 +219,42 @@ function escapeName(name: string): string {
   return out;
 }
 
+/** A file's attributes as a block of a `setfattr --restore` dump (names escaped, values base64). */
+function dumpBlock(file: string, attrs: ReadonlyMap<string, Buffer>): Buffer {
+  let block = `# file: ${escapeName(file)}\n`;
+  for (const [name, value] of attrs) block += `${escapeName(name)}=0s${value.toString("base64")}\n`;
+  return Buffer.from(`${block}\n`, "latin1");
+}
+
 /**
- * Set extended attributes on many files (paths as byte strings) with one `setfattr --restore`,
- * values as raw bytes; the dump goes to it as a stream, never built whole.
+ * Extended attributes set on files (paths as byte strings, values raw bytes) by one long-lived
+ * `setfattr --restore`, fed as a stream as files are ready: one process for a whole restore, started
+ * at the first file. A file it cannot set makes `close` fail, naming the file.
  */
-export async function writeXattrs(files: ReadonlyMap<string, ReadonlyMap<string, Buffer>>): Promise<void> {
-  if (files.size === 0) return;
-  async function* dump(): AsyncGenerator<Buffer> {
-    for (const [file, attrs] of files) {
-      let block = `# file: ${escapeName(file)}\n`;
-      for (const [name, value] of attrs) block += `${escapeName(name)}=0s${value.toString("base64")}\n`;
-      yield Buffer.from(`${block}\n`, "latin1");
-    }
+export class XattrWriter {
+  private readonly input = new InputFeed();
+  private exited: Promise<unknown> | undefined;
+
+  add(file: string, attrs: ReadonlyMap<string, Buffer>): void {
+    if (attrs.size === 0) return;
+    this.exited ??= run("setfattr", ["--restore=-"], {
+      input: this.input,
+      env: { ...process.env, LC_ALL: "C" },
+    });
+    this.exited.catch(() => {});
+    this.input.push(dumpBlock(file, attrs));
   }
-  await run("setfattr", ["--restore=-"], { input: dump(), env: { ...process.env, LC_ALL: "C" } });
+
+  /** Every attribute set (or the failure thrown). Always to be called. */
+  async close(): Promise<void> {
+    this.input.end();
+    await this.exited;
+  }
+}
+
+/** Set extended attributes on many files with one `setfattr --restore` (see XattrWriter). */
+export async function writeXattrs(files: ReadonlyMap<string, ReadonlyMap<string, Buffer>>): Promise<void> {
+  const writer = new XattrWriter();
+  for (const [file, attrs] of files) writer.add(file, attrs);
+  await writer.close();
 }
