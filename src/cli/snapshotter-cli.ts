@@ -1,3 +1,4 @@
+import v8 from "node:v8";
 import type { Command } from "commander";
 import { initArchive } from "../snapshotter/archive-file.js";
 import { backup, type VolumeSource } from "../snapshotter/backup.js";
@@ -118,7 +119,7 @@ async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> 
 
 /**
  * STOWAGE_RESTORE_THREADS: the worker threads that write a directory volume's files, for every
- * volume (0: the main thread writes them); unset: 2 at most, for volumes big enough to pay for them.
+ * volume (0: the main thread writes them); unset: one, for volumes big enough to pay for it.
  */
 function restoreThreads(): number | undefined {
   const value = process.env.STOWAGE_RESTORE_THREADS;
@@ -165,6 +166,9 @@ async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
 
 /** snapshotter exits like GNU tar: 0 done, 1 done but some files changed while read, 2 failed. */
 export async function main(argv: string[]): Promise<number> {
+  // V8 grows the old generation to a smaller multiple of what lives (read at each collection, so
+  // it takes effect here too): peak RSS of a backup of 100,000 files 116 -> 94 MiB (README).
+  v8.setFlagsFromString("--optimize-for-size");
   try {
     return await commands(argv);
   } catch (error) {
