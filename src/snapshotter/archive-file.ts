@@ -96,17 +96,11 @@ export async function withArchive<T>(
 export async function readSpans(
   archive: OpenArchive,
   spans: readonly Span[],
-  onMember: (member: Member) => void | Promise<void>,
-  signal?: AbortSignal,
+  onMember: (member: Member, data?: Buffer) => void | Promise<void>,
+  options: { signal?: AbortSignal; withData?: number } = {},
 ): Promise<void> {
-  for (const span of spans) {
-    await scanArchive(archive.file, {
-      fd: archive.fd,
-      onMember,
-      range: [span.start, span.end],
-      ...(signal ? { signal } : {}),
-    });
-  }
+  for (const span of spans)
+    await scanArchive(archive.file, { ...options, fd: archive.fd, onMember, range: [span.start, span.end] });
 }
 
 /** A small member's content as text (an index file). */

@@ -39,6 +39,8 @@ export interface ExtractOptions {
   slice?: TimeSlice;
   /** Worker threads that write a directory volume's regular files (0: the main thread does). */
   threads?: number;
+  /** The process's umask is 0: files are created with their permission bits (FileWrites). */
+  exactModes?: boolean;
 }
 
 const seconds = (member: Member) => member.mtime.seconds + member.mtime.nanoseconds / 1e9;
@@ -74,7 +76,8 @@ interface DirectoryMeta {
 
 /** A directory volume's extraction: members told in archive order, then `finish`; `close` always. */
 export interface DirectoryExtractor {
-  add(member: Member): void | Promise<void>;
+  /** `data`: a regular file's content when the scan has it at hand (valid until this settles). */
+  add(member: Member, data?: Buffer): void | Promise<void>;
   /** Everything written and every directory's metadata applied; returns the entries restored. */
   finish(): Promise<number>;
   /** Stops the threads and the xattr helper (after a failure: at once); nothing is written after. */
@@ -107,16 +110,17 @@ export function directoryExtractor(
     if (!dirs.delete(relative)) return;
     for (const known of dirs) if (known.startsWith(`${relative}/`)) dirs.delete(known);
   };
-  const files = new FileWrites(
-    options.archiveFd,
-    options.threads ?? 0,
-    options.onBytes,
-    (full, relative) => {
+  const files = new FileWrites({
+    archiveFd: options.archiveFd,
+    threads: options.threads ?? 0,
+    exactModes: options.exactModes ?? false,
+    onBytes: options.onBytes,
+    inTheWay: (full, relative) => {
       replace(full);
       forget(relative);
     },
-    (full, attrs) => xattrs.add(full, attrs),
-  );
+    written: (full, attrs) => xattrs.add(full, attrs),
+  });
 
   const ensureParent = (relative: ByteString) => {
     const slash = relative.lastIndexOf("/");
@@ -209,12 +213,12 @@ export function directoryExtractor(
     }
   };
 
-  const add = (member: Member): void | Promise<void> => {
+  const add = (member: Member, data?: Buffer): void | Promise<void> => {
     entries++;
-    if (options.slice?.due()) return options.slice.pause().then(() => addNow(member));
-    return addNow(member);
+    if (options.slice?.due()) return options.slice.pause().then(() => addNow(member, data));
+    return addNow(member, data);
   };
-  const addNow = (member: Member): void | Promise<void> => {
+  const addNow = (member: Member, data?: Buffer): void | Promise<void> => {
     const relative = memberPath(member, root);
     const full = relative === "" ? dest : `${dest}/${relative}`;
     if (relative !== "") ensureParent(relative);
@@ -224,11 +228,11 @@ export function directoryExtractor(
       return files.drain().then(() => {
         replace(full);
         forget(relative);
-        return files.add(full, relative, member);
+        return files.add(full, relative, member, data);
       });
     }
-    if (files.busy(relative)) return files.drain().then(() => files.add(full, relative, member));
-    return files.add(full, relative, member);
+    if (files.busy(relative)) return files.drain().then(() => files.add(full, relative, member, data));
+    return files.add(full, relative, member, data);
   };
 
   const finish = async () => {

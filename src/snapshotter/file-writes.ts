@@ -8,13 +8,16 @@ import { ArchiveContentError } from "./errors.js";
 /**
  * Restoring regular files from an archive, as one self-contained function (it also runs in worker
  * threads, started from its source text: it uses nothing but `fs`). A file is created new
- * (O_EXCL, never through a symlink: O_NOFOLLOW), filled from the archive's descriptor (positional
- * reads, safe from any thread), then given its owner, mode and time, in that order (chown clears
- * setuid bits). A non-directory in the way is unlinked and the open tried again; a directory in
- * the way is left to the caller (EEXIST), which removes trees with its own checks.
+ * (O_EXCL, never through a symlink: O_NOFOLLOW), filled with its data (given, or read from the
+ * archive's descriptor: positional reads, safe from any thread), then given its owner, mode and
+ * time, in that order (chown clears setuid bits). With `exact` modes (the process's umask is 0)
+ * it is created with its permission bits, and only setuid/setgid/sticky bits need a chmod after
+ * the chown. A non-directory in the way is unlinked and the open tried again; a directory in the
+ * way is left to the caller (EEXIST), which removes trees with its own checks.
  */
 export function fileWriting(fs: typeof import("node:fs")) {
-  const FIELDS = 6;
+  /** Per job: data offset in the archive, size, mode, uid, gid, time (s), offset in `data` or -1. */
+  const FIELDS = 7;
   const CHUNK = 1024 * 1024;
   const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
@@ -28,19 +31,19 @@ export function fileWriting(fs: typeof import("node:fs")) {
     truncated?: boolean;
   }
 
-  function create(path: Buffer): number {
+  function create(path: Buffer, mode: number): number {
     try {
-      return fs.openSync(path, flags, 0o600);
+      return fs.openSync(path, flags, mode);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST" || fs.lstatSync(path).isDirectory()) throw error;
       fs.unlinkSync(path);
-      return fs.openSync(path, flags, 0o600);
+      return fs.openSync(path, flags, mode);
     }
   }
 
   /**
-   * Job `index` of `numbers` (data offset, size, mode, uid, gid, time in seconds) into `path`.
-   * Returns the bytes written, or -1 when `stop[0]` was set in the middle of a big file.
+   * Job `index` of `numbers` into `path`. Returns the bytes written, or -1 when `stop[0]` was set
+   * in the middle of a big file.
    */
   function writeOne(
     path: Buffer,
@@ -48,27 +51,36 @@ export function fileWriting(fs: typeof import("node:fs")) {
     buffer: Buffer,
     numbers: Float64Array,
     index: number,
+    data: Buffer | undefined,
+    exact: boolean,
     stop: Int32Array | undefined,
   ): number {
     const base = index * FIELDS;
     const offset = numbers[base] as number;
     const size = numbers[base + 1] as number;
+    const mode = numbers[base + 2] as number;
     const time = numbers[base + 5] as number;
-    const fd = create(path);
+    const given = numbers[base + 6] as number;
+    const fd = create(path, exact ? mode & 0o777 : 0o600);
     try {
-      let done = 0;
-      while (done < size) {
-        if (stop && Atomics.load(stop, 0) !== 0) return -1;
-        const want = Math.min(buffer.length, size - done);
-        const got = fs.readSync(archiveFd, buffer, 0, want, offset + done);
-        if (got !== want)
-          throw Object.assign(new Error("archive ended inside the data"), { truncated: true });
+      if (data && given >= 0) {
         let written = 0;
-        while (written < got) written += fs.writeSync(fd, buffer, written, got - written);
-        done += got;
+        while (written < size) written += fs.writeSync(fd, data, given + written, size - written);
+      } else {
+        let done = 0;
+        while (done < size) {
+          if (stop && Atomics.load(stop, 0) !== 0) return -1;
+          const want = Math.min(buffer.length, size - done);
+          const got = fs.readSync(archiveFd, buffer, 0, want, offset + done);
+          if (got !== want)
+            throw Object.assign(new Error("archive ended inside the data"), { truncated: true });
+          let written = 0;
+          while (written < got) written += fs.writeSync(fd, buffer, written, got - written);
+          done += got;
+        }
       }
       fs.fchownSync(fd, numbers[base + 3] as number, numbers[base + 4] as number);
-      fs.fchmodSync(fd, numbers[base + 2] as number);
+      if (!exact || (mode & 0o7000) !== 0) fs.fchmodSync(fd, mode);
       fs.futimesSync(fd, time, time);
       return size;
     } finally {
@@ -77,14 +89,16 @@ export function fileWriting(fs: typeof import("node:fs")) {
   }
 
   /**
-   * A batch of jobs: NUL-terminated paths (latin1) and their numbers. It stops at the first
-   * failure, or when `stop[0]` is set; `done` counts the files written whole.
+   * A batch of jobs: NUL-terminated paths (latin1), their numbers and the data given with them.
+   * It stops at the first failure, or when `stop[0]` is set; `done` counts the files written whole.
    */
   function writeBatch(
     archiveFd: number,
     buffer: Buffer,
     names: Buffer,
     numbers: Float64Array,
+    data: Buffer,
+    exact: boolean,
     stop: Int32Array | undefined,
   ): { done: number; bytes: number; error?: WriteError } {
     let start = 0;
@@ -93,7 +107,16 @@ export function fileWriting(fs: typeof import("node:fs")) {
     for (let nul = names.indexOf(0); nul >= 0; nul = names.indexOf(0, start)) {
       if (stop && Atomics.load(stop, 0) !== 0) break;
       try {
-        const written = writeOne(names.subarray(start, nul), archiveFd, buffer, numbers, done, stop);
+        const written = writeOne(
+          names.subarray(start, nul),
+          archiveFd,
+          buffer,
+          numbers,
+          done,
+          data,
+          exact,
+          stop,
+        );
         if (written < 0) break;
         bytes += written;
       } catch (error) {
@@ -124,6 +147,7 @@ export function fileWriting(fs: typeof import("node:fs")) {
 
 type Writing = ReturnType<typeof fileWriting>;
 type BatchResult = ReturnType<Writing["writeBatch"]>;
+type WriteError = NonNullable<BatchResult["error"]>;
 
 /** A writer thread: answers each batch when its files are written (or it stopped). */
 function writerThread(
@@ -133,26 +157,37 @@ function writerThread(
   lib: typeof fileWriting,
 ): void {
   const writing = lib(require("node:fs"));
-  const { archiveFd, stop } = data as { archiveFd: number; stop: SharedArrayBuffer };
+  const { archiveFd, stop, exact } = data as { archiveFd: number; stop: SharedArrayBuffer; exact: boolean };
   const stopped = new Int32Array(stop);
   const buffer = Buffer.allocUnsafe(writing.CHUNK);
-  port.on("message", (batch: { names: string; numbers: Float64Array }) => {
+  port.on("message", (batch: { names: string; numbers: Float64Array; data: ArrayBuffer }) => {
     const names = Buffer.from(batch.names, "latin1");
-    port.postMessage(writing.writeBatch(archiveFd, buffer, names, batch.numbers, stopped));
+    const given = Buffer.from(batch.data);
+    port.postMessage(writing.writeBatch(archiveFd, buffer, names, batch.numbers, given, exact, stopped));
   });
 }
 
 /** Files per batch a thread is given, and the bytes of data after which a batch goes early. */
 const BATCH_FILES = 64;
 const BATCH_BYTES = 8 * 1024 * 1024;
+/** Data of small files that goes with a batch (read already by the scan), at most. */
+const BATCH_DATA = 256 * 1024;
+/** A batch of less data than this is written by the caller's thread when every thread is busy. */
+const HERE_BYTES = 2 * 1024 * 1024;
 
 interface Batch {
   names: ByteString[];
   relatives: ByteString[];
   numbers: number[];
   bytes: number;
+  /** Bytes of the staging buffer that hold data given with the batch's files (numbers' last field). */
+  used: number;
   /** Extended attributes of the batch's files that have some, by index. */
   xattrs: Map<number, ReadonlyMap<string, Buffer>>;
+}
+
+function emptyBatch(): Batch {
+  return { names: [], relatives: [], numbers: [], bytes: 0, used: 0, xattrs: new Map() };
 }
 
 const seconds = (member: Member) => member.mtime.seconds + member.mtime.nanoseconds / 1e9;
@@ -182,35 +217,43 @@ function writeErrorOf(error: unknown): WriteError {
   };
 }
 
+export interface FileWritesOptions {
+  archiveFd: number;
+  /** Worker threads (0: every file is written on the caller's thread, as it comes). */
+  threads: number;
+  /** The process's umask is 0: files are created with their permission bits. */
+  exactModes: boolean;
+  onBytes: (bytes: number) => void;
+  /** A directory is where a file goes: clear it (the caller removes trees with its own checks). */
+  inTheWay: (full: ByteString, relative: ByteString) => void;
+  /** A file with extended attributes is written (they are set after its content). */
+  written: (full: ByteString, xattrs: ReadonlyMap<string, Buffer>) => void;
+}
+
 /**
- * The regular files of a restore, written by `threads` worker threads (0: here, as they come), in
- * batches, two at most waiting per thread. The caller stays in charge of order: `busy` tells
+ * The regular files of a restore, written by worker threads in batches (two waiting per thread at
+ * most; when all have two, the caller's thread writes a batch of small files itself), with the
+ * data of small files the scan read already. The caller stays in charge of order: `busy` tells
  * whether a path is still being written (a later member of that path, or a hard link to it, waits
  * for `drain`). The first failure is thrown by a later `add` or by `drain`, and `close` (always
- * called) stops every thread before it returns. A directory in a file's way is given to `inTheWay`
- * (the caller removes trees with its own checks); that file is then written here. `written` is
- * told each file with extended attributes once it is written (they are set after its content).
+ * called) stops every thread before it returns.
  */
 export class FileWrites {
   private readonly writing = fileWriting(fs);
   private readonly threads: OrderedWorker[] = [];
   private readonly stop = new Int32Array(new SharedArrayBuffer(4));
   private buffer: Buffer | undefined;
+  /** The data given with the batch being filled (copied out when it is sent). */
+  private readonly staging = Buffer.allocUnsafe(BATCH_DATA);
   private readonly inFlight = new Map<ByteString, number>();
   private readonly waiting: Array<{ batch: Batch; answer: Promise<unknown> }> = [];
   private batch = emptyBatch();
   private next = 0;
   private failure: Error | undefined;
 
-  constructor(
-    private readonly archiveFd: number,
-    threads: number,
-    private readonly onBytes: (bytes: number) => void,
-    private readonly inTheWay: (full: ByteString, relative: ByteString) => void,
-    private readonly written: (full: ByteString, xattrs: ReadonlyMap<string, Buffer>) => void,
-  ) {
-    for (let i = 0; i < threads; i++) {
-      const data = { archiveFd, stop: this.stop.buffer };
+  constructor(private readonly options: FileWritesOptions) {
+    for (let i = 0; i < options.threads; i++) {
+      const data = { archiveFd: options.archiveFd, stop: this.stop.buffer, exact: options.exactModes };
       this.threads.push(new OrderedWorker(writerThread as never, data, fileWriting));
     }
   }
@@ -220,16 +263,29 @@ export class FileWrites {
     return this.inFlight.has(relative);
   }
 
-  /** Queue one regular file; a promise when the caller must first wait for a thread. */
-  add(full: ByteString, relative: ByteString, member: Member): void | Promise<void> {
+  /** Queue one regular file (`data`: its content, if at hand); a promise when the caller must wait. */
+  add(full: ByteString, relative: ByteString, member: Member, data?: Buffer): void | Promise<void> {
     if (this.failure) throw this.failure;
-    const numbers = [member.dataOffset, member.size, member.mode, member.uid, member.gid, seconds(member)];
+    const numbers = [
+      member.dataOffset,
+      member.size,
+      member.mode,
+      member.uid,
+      member.gid,
+      seconds(member),
+      -1,
+    ];
     if (this.threads.length === 0) {
-      this.writeHere(full, relative, numbers);
-      if (member.xattrs.size > 0) this.written(full, member.xattrs);
+      if (data) numbers[6] = 0;
+      this.writeHere(full, relative, numbers, data);
+      if (member.xattrs.size > 0) this.options.written(full, member.xattrs);
       return;
     }
     const batch = this.batch;
+    if (data && data.length <= BATCH_DATA - batch.used) {
+      numbers[6] = batch.used;
+      batch.used += data.copy(this.staging, batch.used);
+    }
     if (member.xattrs.size > 0) batch.xattrs.set(batch.names.length, member.xattrs);
     batch.names.push(full);
     batch.relatives.push(relative);
@@ -261,14 +317,23 @@ export class FileWrites {
   private async send(): Promise<void> {
     const batch = this.batch;
     this.batch = emptyBatch();
+    if (this.failure) throw this.failure;
+    if (this.waiting.length >= this.threads.length * 2 && batch.bytes < HERE_BYTES) {
+      // Every thread has a batch waiting: this one is written here meanwhile (not one with a big
+      // file, which would hold up the event loop).
+      this.writeBatchHere(batch, this.staging);
+      return;
+    }
+    const given = new ArrayBuffer(batch.used);
+    this.staging.copy(Buffer.from(given));
     while (this.waiting.length >= this.threads.length * 2) await this.answer();
     if (this.failure) throw this.failure;
     const thread = this.threads[this.next] as OrderedWorker;
     this.next = (this.next + 1) % this.threads.length;
-    const answer = thread.ask({
-      names: `${batch.names.join("\0")}\0`,
-      numbers: Float64Array.from(batch.numbers),
-    });
+    const answer = thread.ask(
+      { names: `${batch.names.join("\0")}\0`, numbers: Float64Array.from(batch.numbers), data: given },
+      [given],
+    );
     answer.catch(() => {});
     this.waiting.push({ batch, answer });
   }
@@ -278,51 +343,63 @@ export class FileWrites {
     const { batch, answer } = this.waiting.shift() as { batch: Batch; answer: Promise<unknown> };
     try {
       const result = (await answer) as BatchResult;
-      this.onBytes(result.bytes);
-      const tell = (index: number) => {
-        const attrs = batch.xattrs.get(index);
-        if (attrs) this.written(batch.names[index] as ByteString, attrs);
-      };
-      for (let i = 0; i < result.done; i++) tell(i);
+      this.options.onBytes(result.bytes);
+      for (let i = 0; i < result.done; i++) this.tell(batch, i);
       const error = result.error;
       if (error && !this.failure) {
         // A directory in the way (EEXIST): that file and the rest of its batch are written here.
         if (error.code !== "EEXIST") throw failureOf(error, batch.names[error.index] as ByteString);
-        for (let i = error.index; i < batch.names.length; i++) {
-          const numbers = batch.numbers.slice(i * 6, i * 6 + 6);
-          this.writeHere(batch.names[i] as ByteString, batch.relatives[i] as ByteString, numbers);
-          tell(i);
-        }
+        // (The data given went to the thread: here it is read from the archive again.)
+        this.writeBatchHere(batch, undefined, error.index);
       }
     } catch (error) {
       this.failure ??= error as Error;
     } finally {
-      for (const relative of batch.relatives) {
-        const left = (this.inFlight.get(relative) ?? 1) - 1;
-        if (left === 0) this.inFlight.delete(relative);
-        else this.inFlight.set(relative, left);
-      }
+      this.settled(batch);
     }
   }
 
-  private writeHere(full: ByteString, relative: ByteString, numbers: readonly number[]): void {
+  private tell(batch: Batch, index: number): void {
+    const attrs = batch.xattrs.get(index);
+    if (attrs) this.options.written(batch.names[index] as ByteString, attrs);
+  }
+
+  /** Files `from` on of a batch, written on this thread (`data`: what was given with them, if here). */
+  private writeBatchHere(batch: Batch, data: Buffer | undefined, from = 0): void {
+    try {
+      for (let i = from; i < batch.names.length; i++) {
+        const numbers = batch.numbers.slice(i * 7, i * 7 + 7);
+        this.writeHere(batch.names[i] as ByteString, batch.relatives[i] as ByteString, numbers, data);
+        this.tell(batch, i);
+      }
+    } finally {
+      if (from === 0) this.settled(batch);
+    }
+  }
+
+  private settled(batch: Batch): void {
+    for (const relative of batch.relatives) {
+      const left = (this.inFlight.get(relative) ?? 1) - 1;
+      if (left === 0) this.inFlight.delete(relative);
+      else this.inFlight.set(relative, left);
+    }
+  }
+
+  private writeHere(full: ByteString, relative: ByteString, numbers: readonly number[], data?: Buffer): void {
     this.buffer ??= Buffer.allocUnsafe(this.writing.CHUNK);
-    const jobs = Float64Array.from(numbers);
+    const job = Float64Array.from(numbers);
     for (let attempt = 0; ; attempt++) {
       try {
-        this.onBytes(this.writing.writeOne(fsPath(full), this.archiveFd, this.buffer, jobs, 0, undefined));
+        const { archiveFd, exactModes } = this.options;
+        this.options.onBytes(
+          this.writing.writeOne(fsPath(full), archiveFd, this.buffer, job, 0, data, exactModes, undefined),
+        );
         return;
       } catch (error) {
         const failure = writeErrorOf(error);
         if (failure.code !== "EEXIST" || attempt > 0) throw failureOf(failure, full);
-        this.inTheWay(full, relative);
+        this.options.inTheWay(full, relative);
       }
     }
   }
-}
-
-type WriteError = NonNullable<BatchResult["error"]>;
-
-function emptyBatch(): Batch {
-  return { names: [], relatives: [], numbers: [], bytes: 0, xattrs: new Map() };
 }

@@ -1,7 +1,8 @@
 /**
  * A set of byte-string paths kept as 63-bit hashes in two typed arrays: 8 bytes a slot instead of a
- * string and a map entry, so that a million paths take 16 MiB. A hash says "maybe" for a path it
- * never saw with a chance of about n / 2^63; callers that must be exact confirm a hit otherwise.
+ * string and a map entry, at most 3/4 full and grown by half, so that a million paths take 12 MiB.
+ * A hash says "maybe" for a path it never saw with a chance of about n / 2^63; callers that must
+ * be exact confirm a hit otherwise.
  *
  * The hash is computed a character at a time, so the hash of every ancestor of a path ("a" and
  * "a/b" of "a/b/c") comes out on the way to the path's own (`PathHasher`).
@@ -9,7 +10,7 @@
 export class PathSet {
   private high = new Uint32Array(1024);
   private low = new Uint32Array(1024);
-  private mask = 1023;
+  private capacity = 1024;
   private count = 0;
 
   get size(): number {
@@ -22,7 +23,7 @@ export class PathSet {
 
   add(high: number, low: number): void {
     if (this.find(high, low) >= 0) return;
-    if ((this.count + 1) * 4 > (this.mask + 1) * 3) this.grow();
+    if ((this.count + 1) * 4 > this.capacity * 3) this.grow();
     this.place(high, low);
     this.count++;
   }
@@ -32,9 +33,10 @@ export class PathSet {
     if (slot < 0) return;
     this.count--;
     // Backward shift: later members of the probe run move up, so no lookup stops at the gap.
-    for (let next = (slot + 1) & this.mask; this.low[next] !== 0; next = (next + 1) & this.mask) {
-      const home = (this.high[next] as number) & this.mask;
-      if (((next - home) & this.mask) >= ((next - slot) & this.mask)) {
+    const { capacity } = this;
+    for (let next = this.after(slot); this.low[next] !== 0; next = this.after(next)) {
+      const home = this.home(this.high[next] as number);
+      if ((next - home + capacity) % capacity >= (next - slot + capacity) % capacity) {
         this.high[slot] = this.high[next] as number;
         this.low[slot] = this.low[next] as number;
         slot = next;
@@ -43,24 +45,33 @@ export class PathSet {
     this.low[slot] = 0;
   }
 
+  /** Where a hash's probe starts: its high half scaled to the capacity (no power of 2 needed). */
+  private home(high: number): number {
+    return Math.floor((high * this.capacity) / 4294967296);
+  }
+
+  private after(slot: number): number {
+    return slot + 1 === this.capacity ? 0 : slot + 1;
+  }
+
   private find(high: number, low: number): number {
-    for (let slot = high & this.mask; this.low[slot] !== 0; slot = (slot + 1) & this.mask)
+    for (let slot = this.home(high); this.low[slot] !== 0; slot = this.after(slot))
       if (this.low[slot] === low && this.high[slot] === high) return slot;
     return -1;
   }
 
   private place(high: number, low: number): void {
-    let slot = high & this.mask;
-    while (this.low[slot] !== 0) slot = (slot + 1) & this.mask;
+    let slot = this.home(high);
+    while (this.low[slot] !== 0) slot = this.after(slot);
     this.high[slot] = high;
     this.low[slot] = low;
   }
 
   private grow(): void {
     const { high, low } = this;
-    this.high = new Uint32Array(high.length * 2);
-    this.low = new Uint32Array(low.length * 2);
-    this.mask = this.high.length - 1;
+    this.capacity = Math.ceil(this.capacity * 1.5);
+    this.high = new Uint32Array(this.capacity);
+    this.low = new Uint32Array(this.capacity);
     for (let slot = 0; slot < low.length; slot++)
       if (low[slot] !== 0) this.place(high[slot] as number, low[slot] as number);
   }

@@ -52,7 +52,12 @@ export interface ScanOptions {
    * Told each member in archive order (awaited when it returns a promise); nothing is kept, so
    * memory does not grow with the archive.
    */
-  onMember: (member: Member) => void | Promise<void>;
+  onMember: (member: Member, data?: Buffer) => void | Promise<void>;
+  /**
+   * Regular files of at most this many bytes come with their data (`data`, a view valid only
+   * during the call): what the scan reads anyway, so the caller need not read it again.
+   */
+  withData?: number;
   signal?: AbortSignal;
   /** Read through this descriptor of `file` (left open) instead of opening the file. */
   fd?: number;
@@ -319,7 +324,12 @@ export async function scanArchive(file: string, options: ScanOptions): Promise<A
       };
       if (extended.start >= 0) extended.clear();
       offset = member.endOffset;
-      const told = options.onMember(member);
+      let data: Buffer | undefined;
+      if (options.withData !== undefined && type === "file" && dataSize <= options.withData) {
+        const from = window.load(dataOffset, dataSize);
+        if (from >= 0) data = block.subarray(from, from + dataSize);
+      }
+      const told = options.onMember(member, data);
       if (told) await told;
     }
   } finally {
