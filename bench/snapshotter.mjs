@@ -71,6 +71,9 @@ function measure(command, args, env = process.env) {
 }
 
 const quiet = (command, args) => measure(command, args);
+/** One of ours: `snapshotter VERB --config ... --archive ...`, measured. */
+const snapshotter = (command, verb) =>
+  measure(command[0], [...command.slice(1), verb, "--config", config, "--archive", archive]);
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /** Nothing mounted at mnt/volume (the bind) or mnt (a loop filesystem). */
@@ -153,16 +156,7 @@ async function backups(tree, runs) {
       async ({ name, command }) => {
         rmSync(archive, { force: true });
         await quiet("sync", []);
-        figures[name].push(
-          await measure(command[0], [
-            ...command.slice(1),
-            "backup",
-            "--config",
-            config,
-            "--archive",
-            archive,
-          ]),
-        );
+        figures[name].push(await snapshotter(command, "backup"));
       },
       async () => {
         rmSync(gnuArchive, { force: true });
@@ -191,16 +185,7 @@ async function restores(tree, runs, filesystem) {
       async ({ name, command }) => {
         await filesystem();
         await quiet("sync", []);
-        figures[name].push(
-          await measure(command[0], [
-            ...command.slice(1),
-            "restore",
-            "--config",
-            config,
-            "--archive",
-            archive,
-          ]),
-        );
+        figures[name].push(await snapshotter(command, "restore"));
       },
       async () => {
         await filesystem();

@@ -75,6 +75,8 @@ async function hostContainer(nameOrId: string) {
  */
 async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> {
   const config = await settings(flags);
+  // 1: regular files are read ahead by a worker thread (see README "snapshotter speed").
+  const readerThread = (threadsFrom("STOWAGE_BACKUP_THREADS", 1) ?? 0) > 0;
   const meter = progressMeter("backup");
   const run = async (volumes: VolumeSource[]) => {
     if (meter.enabled) meter.setTotal(treeBytes(volumes.map((volume) => volume.path)));
@@ -86,6 +88,7 @@ async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> 
       warn,
       onBytes: meter.onBytes,
       signal,
+      readerThread,
     });
     meter.finish();
     for (const volume of outcome.volumes)
@@ -117,21 +120,20 @@ async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> 
   return host.withContainerStopped(docker, container, stop, () => run(volumes));
 }
 
-/**
- * STOWAGE_RESTORE_THREADS: the worker threads that write a directory volume's files, for every
- * volume (0: the main thread writes them); unset: one, for volumes big enough to pay for it.
- */
-function restoreThreads(): number | undefined {
-  const value = process.env.STOWAGE_RESTORE_THREADS;
+/** A number of threads from an environment variable, from 0 to `most`; unset: undefined. */
+function threadsFrom(name: string, most: number): number | undefined {
+  const value = process.env[name];
   if (value === undefined || value === "") return undefined;
-  if (!/^\d{1,2}$/.test(value) || Number(value) > 64)
-    throw new ConfigError(`STOWAGE_RESTORE_THREADS=${value}: expected a number of threads from 0 to 64`);
+  if (!/^\d{1,2}$/.test(value) || Number(value) > most)
+    throw new ConfigError(`${name}=${value}: expected a number of threads from 0 to ${most}`);
   return Number(value);
 }
 
 async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
   const config = await settings(flags);
-  const threads = restoreThreads();
+  // The worker threads that write a directory volume's files, for every volume (0: the main
+  // thread writes them); unset: one, for volumes big enough to pay for it.
+  const threads = threadsFrom("STOWAGE_RESTORE_THREADS", 64);
   const meter = progressMeter("restore");
   const restoreWith = async (resolve: (target: string) => string) => {
     const restored = await restore({

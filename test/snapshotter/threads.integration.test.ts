@@ -247,3 +247,78 @@ describe("snapshotter restore threads setting", () => {
     expect(await readFile(path.join(volume, "keep"), "utf8")).toBe("kept\n");
   });
 });
+
+/** Every member of an archive (index left out: its mtime is the backup's), headers and data hashed. */
+async function members(archive: string): Promise<string[]> {
+  const script = `
+import hashlib, sys, tarfile
+with tarfile.open(sys.argv[1]) as tar:
+    for m in tar:
+        if m.name.endswith("/volumes-data.yml"): continue
+        data = tar.extractfile(m).read() if m.isfile() else b""
+        print(m.name, m.type, m.mode, m.uid, m.gid, m.size, m.mtime, m.linkname, sorted(m.pax_headers.items()), hashlib.sha256(data).hexdigest())
+`;
+  return (await run("python3", ["-c", script, archive])).stdout.trim().split("\n");
+}
+
+describe("snapshotter backup with the reader thread (STOWAGE_BACKUP_THREADS=1)", () => {
+  const scope = useScope();
+
+  it("writes the same members as without it: small and big files, xattrs, hard links, symlinks", async () => {
+    const dir = await scope.tempDir("stowage-snap-read-");
+    const volume = path.join(dir, "volume");
+    await makeVolume(volume, 1500, "new");
+    await run("setfattr", ["-n", "user.k", "-v", "v", path.join(volume, "d1", "new-600")]);
+    await run("ln", [path.join(volume, "d0", "new-3"), path.join(volume, "d2", "hard")]);
+    await run("ln", ["-s", "d0/new-3", path.join(volume, "link")]);
+    const cfg = await config(dir, [volume]);
+    const backup = async (threads: number) => {
+      const archive = path.join(dir, `backup-${threads}.tar`);
+      const result = await snapshotter(["backup", "--config", cfg, "--archive", archive], {
+        env: { ...process.env, STOWAGE_BACKUP_THREADS: String(threads) },
+      });
+      expect(result.status, result.stderr).toBe(0);
+      return members(archive);
+    };
+    const here = await backup(0);
+    expect(here.length).toBeGreaterThan(1500);
+    expect(await backup(1)).toEqual(here);
+  });
+
+  it("a big file that grows while it is copied is reported, the archive valid (exit 1)", async () => {
+    const dir = await scope.tempDir("stowage-snap-read-");
+    const volume = path.join(dir, "volume");
+    await makeVolume(volume, 1200, "new");
+    await run("truncate", ["-s", String(1024 ** 3), path.join(volume, "a-big")]);
+    const archive = path.join(dir, "backup.tar");
+    const backup = start(["backup", "--config", await config(dir, [volume]), "--archive", archive], {
+      ...process.env,
+      STOWAGE_BACKUP_THREADS: "1",
+    });
+    while (
+      (await stat(archive).then(
+        (s) => s.size,
+        () => 0,
+      )) <
+      64 * 1024 * 1024
+    )
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    await run("fallocate", ["-o", String(1024 ** 3), "-l", "1M", path.join(volume, "a-big")]);
+    const result = await backup.output;
+    expect(result.status, result.stderr).toBe(1);
+    expect(result.stderr).toMatch(/a-big: grew by \d+ bytes while being read/);
+    expect((await run("tar", ["-tvf", archive])).stdout).toMatch(/ 1073741824 .*\/a-big\n/);
+  });
+
+  it("refuses a bad STOWAGE_BACKUP_THREADS", async () => {
+    const dir = await scope.tempDir("stowage-snap-read-");
+    const volume = path.join(dir, "volume");
+    await mkdir(volume);
+    const result = await snapshotter(
+      ["backup", "--config", await config(dir, [volume]), "--archive", path.join(dir, "a.tar")],
+      { env: { ...process.env, STOWAGE_BACKUP_THREADS: "2" } },
+    );
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain("STOWAGE_BACKUP_THREADS=2: expected a number of threads from 0 to 1");
+  });
+});
