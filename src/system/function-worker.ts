@@ -14,7 +14,7 @@ export type WorkerBody = (require: NodeJS.Require, port: MessagePort, data: unkn
  * Its heap is kept small: the work it is given is system calls on shared memory, not objects.
  */
 // biome-ignore lint/complexity/noBannedTypes: see WorkerBody
-export function startWorker(body: WorkerBody, data: unknown, lib?: Function): Worker {
+function startWorker(body: WorkerBody, data: unknown, lib?: Function): Worker {
   const code = `const { parentPort, workerData } = require("node:worker_threads");\n(${body.toString()})(require, parentPort, workerData, ${lib ? `(${lib.toString()})` : "undefined"});`;
   return new Worker(code, {
     eval: true,
@@ -44,11 +44,6 @@ export class OrderedWorker {
     if (this.failure) return Promise.reject(this.failure);
     this.worker.postMessage(message, transfer as ArrayBuffer[] | undefined);
     return new Promise((resolve, reject) => this.open.push({ resolve, reject }));
-  }
-
-  /** Requests not answered yet. */
-  get pending(): number {
-    return this.open.length;
   }
 
   /** Stop the thread (what it is doing is cut short; callers wait for their answers first). */

@@ -240,10 +240,6 @@ export class FileReads {
     this.ask();
   }
 
-  get threaded(): boolean {
-    return this.thread !== undefined;
-  }
-
   push(paths: readonly ByteString[]): void {
     for (const path of paths) this.queue.push(path);
     this.ask();
