@@ -2,8 +2,9 @@
 // Benchmark: `snapshotter backup` / `restore` against GNU tar 1.34 (`tar --xattrs --acls -cf` /
 // `-xpf`) on the same trees, in the same run, alternating (which one goes first alternates too):
 // the median of RUNS of each, the median of the per-run ratios ("paired"), peak RSS (VmHWM, polled
-// every 10 ms) of each run, and the load average (/proc/loadavg) before each run, since the
-// machine may be shared. Trees (TREES, comma-separated; default mixed,small):
+// every 10 ms) of each run and the most anonymous memory seen (RssAnon: RSS without the program's
+// own file pages, which the kernel shares with its page cache), and the load average
+// (/proc/loadavg) before each run, since the machine may be shared. Trees (TREES, comma-separated; default mixed,small):
 //   mixed    4 x 200 MiB and 5,000 small files (SCALE_GIB=1 scales it);
 //   small    SMALL_FILES (100,000) files of 2 KB in directories of 1,000;
 //   million  1,000,000 files of 2 KB (RUNS_MILLION runs, default 1), also with --million.
@@ -44,28 +45,43 @@ const gnuArchive = path.join(work, "gnu.tar");
 const config = path.join(work, "config.yml");
 writeFileSync(config, `prefix: bench\nvolumes: [${volume}]\n`);
 
-/** Run a command; wall time and peak RSS (VmHWM, polled) in MiB. */
+/** CPU seconds (user + system) of the children this process has waited for, so far. */
+function childrenCpu() {
+  const fields = readFileSync("/proc/self/stat", "utf8");
+  const rest = fields.slice(fields.lastIndexOf(")") + 2).split(" ");
+  return (Number(rest[13]) + Number(rest[14])) / 100; // cutime + cstime, in clock ticks
+}
+
+/**
+ * Run a command; wall time, CPU time (its own and its children's), peak RSS (VmHWM, polled) and
+ * the most anonymous memory seen, in MiB.
+ */
 function measure(command, args, env = process.env) {
   return new Promise((resolve, reject) => {
     const load = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+    const cpuBefore = childrenCpu();
     const started = process.hrtime.bigint();
     const child = spawn(command, args, { stdio: ["ignore", "ignore", "pipe"], env });
     let peak = 0;
+    let anon = 0;
     let stderr = "";
     child.stderr.on("data", (c) => {
       stderr += c;
     });
     const poll = setInterval(() => {
       try {
-        const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
-        if (match) peak = Math.max(peak, Number(match[1]) / 1024);
+        const status = readFileSync(`/proc/${child.pid}/status`, "utf8");
+        const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+        if (hwm) peak = Math.max(peak, Number(hwm[1]) / 1024);
+        const anonymous = /RssAnon:\s+(\d+) kB/.exec(status);
+        if (anonymous) anon = Math.max(anon, Number(anonymous[1]) / 1024);
       } catch {}
     }, 10);
     child.on("exit", (code) => {
       clearInterval(poll);
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (code !== 0) reject(new Error(`${command} ${args.join(" ")} failed (${code}): ${stderr}`));
-      else resolve({ seconds, peak, load });
+      else resolve({ seconds, cpu: childrenCpu() - cpuBefore, peak, anon, load });
     });
   });
 }
@@ -208,7 +224,8 @@ function report(what, figures, note = "") {
         `   GNU tar ${median(gnu.map((g) => g.seconds)).toFixed(2)} s` +
         `   ratio ${(median(ours.map((o) => o.seconds)) / median(gnu.map((g) => g.seconds))).toFixed(3)}` +
         `   paired ${median(paired).toFixed(3)} [${paired.map((p) => p.toFixed(2)).join(" ")}]` +
-        `   peak RSS ${Math.max(...ours.map((o) => o.peak)).toFixed(0)} MiB (GNU tar ${Math.max(...gnu.map((g) => g.peak)).toFixed(0)})` +
+        `   CPU ${median(ours.map((o) => o.cpu)).toFixed(2)} s vs ${median(gnu.map((g) => g.cpu)).toFixed(2)} s` +
+        `   peak RSS ${Math.max(...ours.map((o) => o.peak)).toFixed(0)} MiB, anonymous ${Math.max(...ours.map((o) => o.anon)).toFixed(0)} (GNU tar ${Math.max(...gnu.map((g) => g.peak)).toFixed(0)})` +
         `   load ${Math.min(...loads).toFixed(1)}-${Math.max(...loads).toFixed(1)} ${note}`,
     );
   }
