@@ -1,3 +1,4 @@
+import v8 from "node:v8";
 import type { Command } from "commander";
 import { initArchive } from "../snapshotter/archive-file.js";
 import { backup, type VolumeSource } from "../snapshotter/backup.js";
@@ -74,6 +75,8 @@ async function hostContainer(nameOrId: string) {
  */
 async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> {
   const config = await settings(flags);
+  // 1: regular files are read ahead by a worker thread (see README "snapshotter speed").
+  const readerThread = (threadsFrom("STOWAGE_BACKUP_THREADS", 1) ?? 0) > 0;
   const meter = progressMeter("backup");
   const run = async (volumes: VolumeSource[]) => {
     if (meter.enabled) meter.setTotal(treeBytes(volumes.map((volume) => volume.path)));
@@ -85,6 +88,7 @@ async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> 
       warn,
       onBytes: meter.onBytes,
       signal,
+      readerThread,
     });
     meter.finish();
     for (const volume of outcome.volumes)
@@ -116,8 +120,20 @@ async function runBackup(flags: RunFlags, signal: AbortSignal): Promise<number> 
   return host.withContainerStopped(docker, container, stop, () => run(volumes));
 }
 
+/** A number of threads from an environment variable, from 0 to `most`; unset: undefined. */
+function threadsFrom(name: string, most: number): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === "") return undefined;
+  if (!/^\d{1,2}$/.test(value) || Number(value) > most)
+    throw new ConfigError(`${name}=${value}: expected a number of threads from 0 to ${most}`);
+  return Number(value);
+}
+
 async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
   const config = await settings(flags);
+  // The worker threads that write a directory volume's files, for every volume (0: the main
+  // thread writes them); unset: one, for volumes big enough to pay for it.
+  const threads = threadsFrom("STOWAGE_RESTORE_THREADS", 64);
   const meter = progressMeter("restore");
   const restoreWith = async (resolve: (target: string) => string) => {
     const restored = await restore({
@@ -129,6 +145,7 @@ async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
       onBytes: meter.onBytes,
       onTotal: meter.setTotal,
       signal,
+      ...(threads !== undefined ? { threads } : {}),
     });
     meter.finish();
     for (const volume of restored) {
@@ -151,6 +168,9 @@ async function runRestore(flags: RunFlags, signal: AbortSignal): Promise<void> {
 
 /** snapshotter exits like GNU tar: 0 done, 1 done but some files changed while read, 2 failed. */
 export async function main(argv: string[]): Promise<number> {
+  // V8 grows the old generation to a smaller multiple of what lives (read at each collection, so
+  // it takes effect here too): peak RSS of a backup of 100,000 files 116 -> 94 MiB (README).
+  v8.setFlagsFromString("--optimize-for-size");
   try {
     return await commands(argv);
   } catch (error) {

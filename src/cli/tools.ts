@@ -27,7 +27,8 @@ export const TOOLS: readonly ToolEntry[] = [
   {
     name: "snapshotter",
     summary: "save every volume of a container into an appendable tar, and restore it",
-    programs: ["flock", "xargs", "getfattr", "setfattr", "mkfifo", "mknod"],
+    // bash and head: the long-lived getfattr helper of a backup's walk (system/xattr.ts).
+    programs: ["flock", "bash", "head", "xargs", "getfattr", "setfattr", "mkfifo", "mknod"],
     load: async () => (await import("./snapshotter-cli.js")).main,
   },
   {
@@ -41,7 +42,7 @@ export const TOOLS: readonly ToolEntry[] = [
   {
     name: "wafers",
     summary: "named overlayfs stacks of layered root filesystems",
-    programs: ["mount", "umount", "flock", "xargs", "getfattr", "setfattr"],
+    programs: ["mount", "umount", "flock", "bash", "head", "xargs", "getfattr", "setfattr"],
     load: async () => (await import("./wafers-cli.js")).main,
   },
   {

@@ -3,8 +3,14 @@ import { stat, writeFile } from "node:fs/promises";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { END_OF_ARCHIVE } from "../tar/header.js";
 import { type ArchiveScan, type Member, scanArchive } from "../tar/reader.js";
-import { type ArchiveMap, ArchiveMapper, type MemberData, type Span } from "./archive-map.js";
-import { ArchiveContentError } from "./volume-index.js";
+import {
+  type ArchiveMap,
+  ArchiveMapper,
+  type MemberData,
+  type Span,
+  type WatchVolume,
+} from "./archive-map.js";
+import { ArchiveContentError } from "./errors.js";
 
 const MISSING_HINT =
   "create it first with 'snapshotter init FILE' or 'dd if=/dev/zero of=FILE bs=512 count=2' (docker run -v makes a directory when the file is missing on the host)";
@@ -40,8 +46,9 @@ async function checkArchiveFile(file: string, create: boolean): Promise<void> {
 async function mapOpenArchive(
   archive: OpenArchive,
   signal?: AbortSignal,
+  watch?: WatchVolume,
 ): Promise<{ scan: ArchiveScan; map: ArchiveMap }> {
-  const mapper = new ArchiveMapper();
+  const mapper = new ArchiveMapper(watch);
   const scan = await scanArchive(archive.file, {
     fd: archive.fd,
     onMember: (member) => mapper.add(member),
@@ -67,17 +74,18 @@ export async function openArchive(
 /**
  * Scan and map an existing archive, then run `work` with it still open: everything `work` reads
  * (readSpans, readMemberText, member data) comes from the file that was scanned, even when another
- * backup or a compact renames a new archive over it meanwhile.
+ * backup or a compact renames a new archive over it meanwhile. The volumes `watch` (made for the
+ * open archive) picks are watched in the same scan: one pass over the headers (Copy.volumes).
  */
 export async function withArchive<T>(
   file: string,
-  signal: AbortSignal | undefined,
+  options: { signal?: AbortSignal | undefined; watch?: (archive: OpenArchive) => WatchVolume },
   work: (archive: OpenArchive, map: ArchiveMap) => Promise<T>,
 ): Promise<T> {
   await checkArchiveFile(file, false);
   const archive = { file, fd: openSync(file, "r") };
   try {
-    const { map } = await mapOpenArchive(archive, signal);
+    const { map } = await mapOpenArchive(archive, options.signal, options.watch?.(archive));
     return await work(archive, map);
   } finally {
     closeSync(archive.fd);
@@ -88,17 +96,11 @@ export async function withArchive<T>(
 export async function readSpans(
   archive: OpenArchive,
   spans: readonly Span[],
-  onMember: (member: Member) => void | Promise<void>,
-  signal?: AbortSignal,
+  onMember: (member: Member, data?: Buffer) => void | Promise<void>,
+  options: { signal?: AbortSignal; withData?: number } = {},
 ): Promise<void> {
-  for (const span of spans) {
-    await scanArchive(archive.file, {
-      fd: archive.fd,
-      onMember,
-      range: [span.start, span.end],
-      ...(signal ? { signal } : {}),
-    });
-  }
+  for (const span of spans)
+    await scanArchive(archive.file, { ...options, fd: archive.fd, onMember, range: [span.start, span.end] });
 }
 
 /** A small member's content as text (an index file). */

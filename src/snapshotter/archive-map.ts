@@ -20,6 +20,29 @@ export interface Copy {
   spans: Span[];
   /** A later complete copy of the same prefix exists: restore ignores this one. */
   superseded: boolean;
+  /**
+   * What the mapper's `watch` made of each volume (by id) while the copy's members went past;
+   * undefined when nothing watched this prefix, or the copy had more volumes than are watched.
+   */
+  volumes?: ReadonlyMap<string, VolumeWatch>;
+}
+
+/** Told every member of one volume of one copy, in archive order, in the scan that maps the archive. */
+export interface VolumeWatch {
+  add(member: Member): void | Promise<void>;
+  /** The copy's index came: nothing more will be added. */
+  seal?(): void;
+}
+
+/** Makes the watch of a volume (`<prefix>/<id>`), or undefined to leave it unwatched. */
+export type WatchVolume = (prefix: ByteString, id: string) => VolumeWatch | undefined;
+
+/** Volumes watched per copy at most: more is no snapshotter copy (foreign content with hex names). */
+const MAX_WATCHED = 4096;
+
+/** The watches of the copy of one prefix that is being written (not closed by an index yet). */
+interface OpenCopy {
+  volumes: Map<string, VolumeWatch | null> | undefined;
 }
 
 export interface ArchiveMap {
@@ -34,10 +57,15 @@ export interface ArchiveMap {
 
 /** An archive name without "./" in front or "/" behind. */
 export function cleanName(name: string): string {
-  return name.replace(/^(\.\/)+/, "").replace(/\/+$/, "");
+  let start = 0;
+  while (name.startsWith("./", start)) start += 2;
+  let end = name.length;
+  while (end > start && name.charCodeAt(end - 1) === 0x2f) end--;
+  return start === 0 && end === name.length ? name : name.slice(start, end);
 }
 
 const VOLUME = /^[0-9a-f]{64}(\/|$)/;
+const VOLUME_SEGMENT = /(^|\/)[0-9a-f]{64}(\/|$)/;
 
 /** The volume id of a (clean) member name of this prefix's copy: `<prefix>/<id>[/...]`. */
 export function volumeIdOf(name: string, prefix: ByteString): string | undefined {
@@ -78,13 +106,62 @@ interface Piece {
  */
 export class ArchiveMapper {
   private readonly pieces: Piece[] = [];
+  private readonly open = new Map<ByteString, OpenCopy>();
+  /** Index member offset -> the watches of the copy it closed. */
+  private readonly sealed = new Map<number, OpenCopy>();
 
-  add(member: Member): void {
+  /** `watch`: see Copy.volumes (only prefixes that can be one, without a 64-hex segment, are watched). */
+  constructor(private readonly watch?: WatchVolume) {}
+
+  add(member: Member): void | Promise<void> {
     const name = cleanName(member.name);
     const prefixes = volumePrefixes(name);
-    const key = prefixes.join("\0");
-    const last = this.pieces.at(-1);
     const looksLikeIndex = member.type === "file" && name.endsWith(`/${INDEX_NAME}`);
+    this.addPiece(member, name, prefixes, looksLikeIndex);
+    if (!this.watch) return;
+    // An index of a prefix that can be one (no 64-hex segment: then no volume prefix either)
+    // closes its copy; a volumes-data.yml inside a volume is that volume's own file.
+    if (looksLikeIndex && prefixes.length === 0) {
+      const prefix = name.slice(0, -INDEX_NAME.length - 1);
+      const copy = this.open.get(prefix);
+      this.open.delete(prefix);
+      if (copy?.volumes) for (const watch of copy.volumes.values()) watch?.seal?.();
+      this.sealed.set(member.headerOffset, copy ?? { volumes: new Map() });
+      return;
+    }
+    let told: Promise<void> | undefined;
+    for (const prefix of prefixes) {
+      const watch = this.watchOf(prefix, name.slice(prefix.length + 1, prefix.length + 65));
+      const result = watch?.add(member);
+      if (result) told = told ? told.then(() => result) : result;
+    }
+    return told;
+  }
+
+  private watchOf(prefix: ByteString, id: string): VolumeWatch | undefined {
+    let copy = this.open.get(prefix);
+    if (!copy) {
+      copy = { volumes: VOLUME_SEGMENT.test(prefix) ? undefined : new Map() };
+      this.open.set(prefix, copy);
+    }
+    const volumes = copy.volumes;
+    if (!volumes) return undefined;
+    let watch = volumes.get(id);
+    if (watch === undefined) {
+      if (volumes.size >= MAX_WATCHED) {
+        copy.volumes = undefined;
+        return undefined;
+      }
+      watch = (this.watch as WatchVolume)(prefix, id) ?? null;
+      volumes.set(id, watch);
+    }
+    return watch ?? undefined;
+  }
+
+  private addPiece(member: Member, name: string, prefixes: ByteString[], looksLikeIndex: boolean): void {
+    const key =
+      prefixes.length === 0 ? "" : prefixes.length === 1 ? (prefixes[0] as string) : prefixes.join("\0");
+    const last = this.pieces.at(-1);
     if (!looksLikeIndex && last && !last.index && last.key === key && last.span.end === member.headerOffset) {
       last.span.end = member.endOffset;
       last.span.entries++;
@@ -120,12 +197,17 @@ export class ArchiveMapper {
     for (const piece of this.pieces) {
       if (piece.index && indexes.has(piece)) {
         const { prefix, data } = piece.index;
+        const watched = this.sealed.get(piece.span.start)?.volumes;
+        const volumes =
+          watched &&
+          new Map([...watched].filter((entry): entry is [string, VolumeWatch] => entry[1] !== null));
         copies.push({
           prefix,
           index: data,
           indexSpan: piece.span,
           spans: open.get(prefix) ?? [],
           superseded: false,
+          ...(volumes ? { volumes } : {}),
         });
         open.delete(prefix);
         continue;

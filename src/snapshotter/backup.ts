@@ -35,6 +35,8 @@ export interface BackupOptions {
   signal?: AbortSignal;
   /** How long to wait for another writer of the archive (default 10 minutes). */
   lockTimeoutMs?: number;
+  /** Read regular files ahead in a worker thread (faster with a free core; ~18 MiB more). */
+  readerThread?: boolean;
 }
 
 export interface BackupOutcome {
@@ -119,7 +121,7 @@ async function write(
   const changes = new LiveChanges(options.warn);
   const paths = new Set(options.volumes.map((volume) => bytesOf(path.resolve(volume.path))));
   const addCopy = async (writer: ArchiveWriter) => {
-    const archiver = new TreeArchiver(writer, changes);
+    const archiver = new TreeArchiver(writer, changes, options.readerThread ?? false);
     for (const [index, record] of records.entries()) {
       const root = bytesOf(path.resolve((options.volumes[index] as VolumeSource).path));
       // Another selected volume mounted inside this one is saved as its own volume, not twice.

@@ -10,182 +10,42 @@ import {
   futimesSync,
   lchownSync,
   linkSync,
-  lstatSync,
   lutimesSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readSync,
   renameSync,
-  rmdirSync,
   symlinkSync,
-  unlinkSync,
   utimesSync,
   writeSync,
 } from "node:fs";
 import { run } from "../system/exec.js";
 import type { TimeSlice } from "../system/signals.js";
-import { writeXattrs } from "../system/xattr.js";
+import { writeXattrs, XattrWriter } from "../system/xattr.js";
 import { type ByteString, displayName, fsPath } from "../tar/names.js";
 import type { Member } from "../tar/reader.js";
 import { cleanName } from "./archive-map.js";
-import { ArchiveContentError } from "./volume-index.js";
+import { ArchiveContentError } from "./errors.js";
+import { FileWrites } from "./file-writes.js";
+import { lstatOf, removeExisting } from "./remove-tree.js";
+import { memberPath } from "./volume-check.js";
 
 const CHUNK = 1024 * 1024;
-/** Files whose extended attributes go to one `setfattr --restore`. */
-const XATTR_BATCH = 1024;
-
-/** A member's path inside its volume, checked: relative, no "." or ".." segments, no NUL. */
-export function memberPath(member: Member, root: ByteString): ByteString {
-  const name = cleanName(member.name);
-  if (name === root) return "";
-  if (!name.startsWith(`${root}/`))
-    throw new ArchiveContentError(`${displayName(member.name)} is not inside ${displayName(root)}`);
-  const relative = name.slice(root.length + 1);
-  const parts = relative.split("/");
-  if (relative.includes("\0") || parts.some((part) => part === "" || part === "." || part === "..")) {
-    throw new ArchiveContentError(
-      `archive entry ${JSON.stringify(displayName(member.name))} would escape its volume`,
-    );
-  }
-  return relative;
-}
-
-/**
- * Checks every member of a volume, told one at a time, before anything on disk changes: names stay
- * inside the volume, hard links point at an earlier non-directory member of the same volume, only
- * types we can restore. Remembers the paths that are not directories (nothing may be stored below
- * one), not the members: memory is a name per file, not a header.
- */
-export class VolumeCheck {
-  /** Path -> type of every path that is, so far, not a directory. */
-  private readonly others = new Map<string, Member["type"]>();
-  entries = 0;
-  /** Bytes of file data. */
-  bytes = 0;
-
-  constructor(private readonly root: ByteString) {}
-
-  add(member: Member): void {
-    const root = this.root;
-    const relative = memberPath(member, root);
-    const parts = relative.split("/");
-    for (let i = 1; i < parts.length; i++) {
-      const ancestor = parts.slice(0, i).join("/");
-      const kind = this.others.get(ancestor);
-      if (kind !== undefined) {
-        throw new ArchiveContentError(
-          `${displayName(member.name)} is stored below ${displayName(ancestor)}, which the archive makes a ${kind}`,
-        );
-      }
-    }
-    if (member.type === "other")
-      throw new ArchiveContentError(
-        `${displayName(member.name)}: unsupported entry type '${member.typeflag}'`,
-      );
-    if (member.type === "hardlink") {
-      const target = cleanName(member.linkname);
-      if (target !== root && !target.startsWith(`${root}/`)) {
-        throw new ArchiveContentError(
-          `${displayName(member.name)} is a hard link to ${displayName(member.linkname)}, outside its volume`,
-        );
-      }
-      const targetRelative = memberPath({ ...member, name: target }, root);
-      if (!this.others.has(targetRelative)) {
-        throw new ArchiveContentError(
-          `${displayName(member.name)} is a hard link to ${displayName(member.linkname)}, which comes nowhere before it`,
-        );
-      }
-    }
-    if (relative !== "") {
-      if (member.type === "dir") this.others.delete(relative);
-      else this.others.set(relative, member.type);
-    }
-    this.entries++;
-    if (member.type === "file") this.bytes += member.size;
-  }
-}
-
-/** Copy one member's data from the archive into an open file, in chunks. */
-async function copyData(
-  archiveFd: number,
-  member: Member,
-  fd: number,
-  buffer: Buffer,
-  options: ExtractOptions,
-): Promise<void> {
-  let done = 0;
-  while (done < member.size) {
-    const want = Math.min(buffer.length, member.size - done);
-    const got = readSync(archiveFd, buffer, 0, want, member.dataOffset + done);
-    if (got !== want)
-      throw new ArchiveContentError(`${displayName(member.name)}: archive ended inside the data`);
-    let written = 0;
-    while (written < got) written += writeSync(fd, buffer, written, got - written);
-    done += got;
-    options.onBytes(got);
-    if (options.slice?.due()) await options.slice.pause();
-  }
-}
-
-const seconds = (member: Member) => member.mtime.seconds + member.mtime.nanoseconds / 1e9;
-
-function lstatOf(file: ByteString): BigIntStats | undefined {
-  return lstatSync(fsPath(file), { bigint: true, throwIfNoEntry: false });
-}
-
-const parentOf = (file: ByteString) => file.slice(0, file.lastIndexOf("/")) || "/";
-
-/**
- * Remove a tree like `rm -r --one-file-system`: nothing on another filesystem (st_dev) and no
- * mount point is entered or removed; those are warned about and left, with the way to them.
- */
-export function removeTree(
-  file: ByteString,
-  fence: { dev: bigint; mountPoints: ReadonlySet<ByteString>; warn: (message: string) => void },
-): boolean {
-  const info = lstatOf(file);
-  if (!info) return true;
-  if (info.dev !== fence.dev || fence.mountPoints.has(file)) {
-    fence.warn(
-      `${displayName(file)} is on another filesystem or a mount point (another volume?); left as it is`,
-    );
-    return false;
-  }
-  if (!info.isDirectory()) {
-    unlinkSync(fsPath(file));
-    return true;
-  }
-  let empty = true;
-  for (const name of readdirSync(fsPath(file), { encoding: "latin1" }))
-    if (!removeTree(`${file}/${name}`, fence)) empty = false;
-  if (empty) rmdirSync(fsPath(file));
-  return empty;
-}
-
-/** Empty a directory volume without leaving its filesystem or entering what is mounted below it. */
-export function emptyDirectory(
-  dir: ByteString,
-  mountPoints: ReadonlySet<ByteString>,
-  warn: (message: string) => void,
-): void {
-  const dev = (lstatOf(dir) as BigIntStats).dev;
-  for (const name of readdirSync(fsPath(dir), { encoding: "latin1" }))
-    removeTree(`${dir}/${name}`, { dev, mountPoints, warn });
-}
-
-/** Remove whatever is at `full` (a file, or a directory that the archive replaces by a file). */
-function removeExisting(full: ByteString, dev: bigint, warn: (message: string) => void): void {
-  if (!removeTree(full, { dev, mountPoints: new Set(), warn }))
-    throw new ArchiveContentError(`${displayName(full)} cannot be replaced: it holds another filesystem`);
-}
 
 export interface ExtractOptions {
   archiveFd: number;
   onBytes: (n: number) => void;
   warn: (message: string) => void;
   slice?: TimeSlice;
+  /** Worker threads that write a directory volume's regular files (0: the main thread does). */
+  threads?: number;
+  /** The process's umask is 0: files are created with their permission bits (FileWrites). */
+  exactModes?: boolean;
 }
+
+const seconds = (member: Member) => member.mtime.seconds + member.mtime.nanoseconds / 1e9;
+
+const parentOf = (file: ByteString) => file.slice(0, file.lastIndexOf("/")) || "/";
 
 /** Node cannot make device nodes or FIFOs: mknod(1)/mkfifo(1) make one under an ASCII temp name
  * (an argument list is always UTF-8), which is then renamed to the member's bytes. */
@@ -204,42 +64,67 @@ async function makeNode(full: ByteString, member: Member): Promise<void> {
   renameSync(fsPath(temp), fsPath(full));
 }
 
-/** Extended attributes set in batches as files are restored (one setfattr per batch). */
-class XattrBatch {
-  private pending = new Map<ByteString, Map<string, Buffer>>();
+/** What a directory gets once everything inside it is restored. */
+interface DirectoryMeta {
+  full: ByteString;
+  mode: number;
+  uid: number;
+  gid: number;
+  time: number;
+  xattrs: ReadonlyMap<string, Buffer>;
+}
 
-  async add(full: ByteString, xattrs: Map<string, Buffer>): Promise<void> {
-    this.pending.set(full, xattrs);
-    if (this.pending.size >= XATTR_BATCH) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    const batch = this.pending;
-    this.pending = new Map();
-    await writeXattrs(batch);
-  }
+/** A directory volume's extraction: members told in archive order, then `finish`; `close` always. */
+export interface DirectoryExtractor {
+  /** `data`: a regular file's content when the scan has it at hand (valid until this settles). */
+  add(member: Member, data?: Buffer): void | Promise<void>;
+  /** Everything written and every directory's metadata applied; returns the entries restored. */
+  finish(): Promise<number>;
+  /** Stops the threads and the xattr helper (after a failure: at once); nothing is written after. */
+  close(): Promise<void>;
 }
 
 /**
- * Restore a directory volume's members into `dest` (already emptied). Parent directories are
- * only ever real directories we checked: a symlink from the archive or on disk is never written
- * through. Directory metadata is applied last, deepest first, so their mtimes stay as archived.
- * Names are bytes: what the archive holds is exactly what is created. Members are told one at a
- * time, in archive order, as they are read (`add`); `finish` applies what waits for the end.
+ * Restore a directory volume's members into `dest` (already emptied). Parent directories are only
+ * ever real directories we checked: a symlink from the archive or on disk is never written through.
+ * Regular files are written by FileWrites (in worker threads when `threads` > 0) while the members
+ * after them are read; a member whose path a file write still holds, and a hard link to such a
+ * file, waits for those writes first. Extended attributes follow a file once it is written, a
+ * directory's once its contents are (a default ACL would otherwise be inherited by them). Directory
+ * metadata is applied last, deepest first, so their mtimes stay as archived. Names are bytes: what
+ * the archive holds is exactly what is created.
  */
 export function directoryExtractor(
   root: ByteString,
   dest: ByteString,
   options: ExtractOptions,
-): { add: (member: Member) => Promise<void>; finish: () => Promise<number> } {
-  const buffer = Buffer.allocUnsafe(CHUNK);
+): DirectoryExtractor {
   const dirs = new Set<string>([""]);
-  const dirMeta: Array<{ full: ByteString; member: Member }> = [];
-  const xattrs = new XattrBatch();
+  const dirMeta: DirectoryMeta[] = [];
+  const xattrs = new XattrWriter();
   const dev = (lstatOf(dest) as BigIntStats).dev;
   const replace = (full: ByteString) => removeExisting(full, dev, options.warn);
 
+  // A path that was a directory and is replaced by something else takes its subdirectories along.
+  const forget = (relative: ByteString) => {
+    if (!dirs.delete(relative)) return;
+    for (const known of dirs) if (known.startsWith(`${relative}/`)) dirs.delete(known);
+  };
+  const files = new FileWrites({
+    archiveFd: options.archiveFd,
+    threads: options.threads ?? 0,
+    exactModes: options.exactModes ?? false,
+    onBytes: options.onBytes,
+    inTheWay: (full, relative) => {
+      replace(full);
+      forget(relative);
+    },
+    written: (full, attrs) => xattrs.add(full, attrs),
+  });
+
   const ensureParent = (relative: ByteString) => {
+    const slash = relative.lastIndexOf("/");
+    if (slash < 0 || dirs.has(relative.slice(0, slash))) return;
     const parts = relative.split("/").slice(0, -1);
     for (let i = 1; i <= parts.length; i++) {
       const sub = parts.slice(0, i).join("/");
@@ -256,97 +141,118 @@ export function directoryExtractor(
     }
   };
 
-  // A path that was a directory and is replaced by something else takes its subdirectories along.
-  const forget = (relative: ByteString) => {
-    if (!dirs.delete(relative)) return;
-    for (const known of dirs) if (known.startsWith(`${relative}/`)) dirs.delete(known);
-  };
+  /** Before something at `relative` is replaced here: no file write may still hold it or be below it. */
+  const settle = (relative: ByteString) =>
+    files.busy(relative) || dirs.has(relative) ? files.drain() : undefined;
 
   let entries = 0;
-  const add = async (member: Member) => {
-    entries++;
-    if (options.slice?.due()) await options.slice.pause();
-    const relative = memberPath(member, root);
-    const full = relative === "" ? dest : `${dest}/${relative}`;
+  /** Everything but a regular file (those are FileWrites'), on this thread. */
+  const addOther = async (member: Member, relative: ByteString, full: ByteString) => {
     const path = fsPath(full);
-    if (relative !== "") ensureParent(relative);
     switch (member.type) {
       case "dir": {
         if (relative !== "") {
           const info = lstatOf(full);
-          if (info && !info.isDirectory()) replace(full);
+          if (info && !info.isDirectory()) {
+            await settle(relative);
+            replace(full);
+          }
           if (!info?.isDirectory()) mkdirSync(path, { mode: 0o700 });
           dirs.add(relative);
         }
-        dirMeta.push({ full, member });
-        break;
+        dirMeta.push({
+          full,
+          mode: member.mode,
+          uid: member.uid,
+          gid: member.gid,
+          time: seconds(member),
+          xattrs: member.xattrs,
+        });
+        return;
       }
-      case "file": {
-        replace(full);
-        forget(relative);
-        const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-        const fd = openSync(path, flags, 0o600);
-        try {
-          await copyData(options.archiveFd, member, fd, buffer, options);
-          fchownSync(fd, member.uid, member.gid);
-          fchmodSync(fd, member.mode);
-          futimesSync(fd, seconds(member), seconds(member));
-        } finally {
-          closeSync(fd);
-        }
-        break;
-      }
-      case "symlink": {
+      case "symlink":
+        await settle(relative);
         replace(full);
         forget(relative);
         symlinkSync(fsPath(member.linkname), path);
         lchownSync(path, member.uid, member.gid);
         lutimesSync(path, seconds(member), seconds(member));
-        break;
-      }
+        return;
       case "hardlink": {
-        const targetRelative = memberPath({ ...member, name: cleanName(member.linkname) }, root);
+        const targetRelative = memberPath({ name: cleanName(member.linkname) }, root);
         ensureParent(targetRelative);
+        if (files.busy(targetRelative)) await files.drain();
         const target = `${dest}/${targetRelative}`;
         const info = lstatOf(target);
         if (!info || info.isDirectory())
           throw new ArchiveContentError(
             `${displayName(member.name)}: hard link target ${displayName(member.linkname)} missing`,
           );
+        await settle(relative);
         replace(full);
         forget(relative);
         linkSync(fsPath(target), path);
-        break;
+        return;
       }
       case "char":
       case "block":
-      case "fifo": {
+      case "fifo":
+        await settle(relative);
         replace(full);
         forget(relative);
         await makeNode(full, member);
         chownSync(path, member.uid, member.gid);
         chmodSync(path, member.mode);
         utimesSync(path, seconds(member), seconds(member));
-        break;
-      }
+        xattrs.add(full, member.xattrs);
+        return;
       default:
         throw new ArchiveContentError(
           `${displayName(member.name)}: unsupported entry type '${member.typeflag}'`,
         );
     }
-    if (member.xattrs.size > 0 && member.type !== "symlink") await xattrs.add(full, member.xattrs);
   };
+
+  const add = (member: Member, data?: Buffer): void | Promise<void> => {
+    entries++;
+    if (options.slice?.due()) return options.slice.pause().then(() => addNow(member, data));
+    return addNow(member, data);
+  };
+  const addNow = (member: Member, data?: Buffer): void | Promise<void> => {
+    const relative = memberPath(member, root);
+    const full = relative === "" ? dest : `${dest}/${relative}`;
+    if (relative !== "") ensureParent(relative);
+    if (member.type !== "file") return addOther(member, relative, full);
+    if (dirs.has(relative)) {
+      // A directory the archive made is replaced by a file: what is below it is written first.
+      return files.drain().then(() => {
+        replace(full);
+        forget(relative);
+        return files.add(full, relative, member, data);
+      });
+    }
+    if (files.busy(relative)) return files.drain().then(() => files.add(full, relative, member, data));
+    return files.add(full, relative, member, data);
+  };
+
   const finish = async () => {
-    await xattrs.flush();
-    for (const { full, member } of dirMeta.reverse()) {
+    await files.drain();
+    const done = [...dirMeta].reverse();
+    for (const { full, xattrs: attrs } of done) xattrs.add(full, attrs);
+    await xattrs.close();
+    for (const { full, mode, uid, gid, time } of done) {
       const path = fsPath(full);
-      chownSync(path, member.uid, member.gid);
-      chmodSync(path, member.mode);
-      utimesSync(path, seconds(member), seconds(member));
+      chownSync(path, uid, gid);
+      chmodSync(path, mode);
+      utimesSync(path, time, time);
     }
     return entries;
   };
-  return { add, finish };
+  const close = async () => {
+    await files.close();
+    await xattrs.close().catch(() => {});
+  };
+  return { add, finish, close };
 }
 
 /**
@@ -366,7 +272,19 @@ export async function extractFile(member: Member, dest: ByteString, options: Ext
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
   const fd = openSync(path, flags, 0o600);
   try {
-    await copyData(options.archiveFd, member, fd, Buffer.allocUnsafe(CHUNK), options);
+    const buffer = Buffer.allocUnsafe(CHUNK);
+    let done = 0;
+    while (done < member.size) {
+      const want = Math.min(buffer.length, member.size - done);
+      const got = readSync(options.archiveFd, buffer, 0, want, member.dataOffset + done);
+      if (got !== want)
+        throw new ArchiveContentError(`${displayName(member.name)}: archive ended inside the data`);
+      let written = 0;
+      while (written < got) written += writeSync(fd, buffer, written, got - written);
+      done += got;
+      options.onBytes(got);
+      if (options.slice?.due()) await options.slice.pause();
+    }
     fchownSync(fd, member.uid, member.gid);
     fchmodSync(fd, member.mode);
     futimesSync(fd, seconds(member), seconds(member));

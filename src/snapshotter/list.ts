@@ -1,6 +1,14 @@
 import { bytesOf, displayName } from "../tar/names.js";
+import type { Member } from "../tar/reader.js";
 import { type OpenArchive, readMemberText, readSpans, withArchive } from "./archive-file.js";
-import { type ArchiveMap, cleanName, entriesIn, volumeIdOf } from "./archive-map.js";
+import {
+  type ArchiveMap,
+  type Copy,
+  cleanName,
+  entriesIn,
+  type VolumeWatch,
+  volumeIdOf,
+} from "./archive-map.js";
 import { humanSize } from "./human-size.js";
 import { INDEX_NAME, parseIndex } from "./volume-index.js";
 
@@ -27,15 +35,43 @@ export async function listArchive(
   archive: string,
   prefix: string | undefined,
 ): Promise<{ copies: ListedCopy[]; incompleteEntries: number; otherEntries: number }> {
-  return withArchive(archive, undefined, (open, map) => listCopies(open, map, prefix));
+  const wanted = prefix === undefined ? undefined : bytesOf(prefix);
+  // Entries and bytes per volume are counted in the scan that maps the archive.
+  const watch = () => (copyPrefix: string) =>
+    wanted === undefined || copyPrefix === wanted ? new VolumeTotals() : undefined;
+  return withArchive(archive, { watch }, (open, map) => listCopies(open, map, wanted));
+}
+
+/** A volume's entries and bytes of file data. */
+class VolumeTotals implements VolumeWatch {
+  entries = 0;
+  bytes = 0;
+
+  add(member: Member): void {
+    this.entries++;
+    if (member.type === "file") this.bytes += member.size;
+  }
+}
+
+/** The totals of a copy's volumes: from its scan, or (a copy with too many volumes to watch) counted now. */
+async function totalsOf(archive: OpenArchive, copy: Copy): Promise<ReadonlyMap<string, VolumeWatch>> {
+  if (copy.volumes) return copy.volumes;
+  const totals = new Map<string, VolumeTotals>();
+  await readSpans(archive, copy.spans, (member) => {
+    const id = volumeIdOf(cleanName(member.name), copy.prefix);
+    if (id === undefined) return;
+    const total = totals.get(id) ?? new VolumeTotals();
+    totals.set(id, total);
+    total.add(member);
+  });
+  return totals;
 }
 
 async function listCopies(
   archive: OpenArchive,
   map: ArchiveMap,
-  prefix: string | undefined,
+  wanted: string | undefined,
 ): Promise<{ copies: ListedCopy[]; incompleteEntries: number; otherEntries: number }> {
-  const wanted = prefix === undefined ? undefined : bytesOf(prefix);
   const copies: ListedCopy[] = [];
   for (const copy of map.copies) {
     if (wanted !== undefined && copy.prefix !== wanted) continue;
@@ -49,17 +85,11 @@ async function listCopies(
         readMemberText(archive, copy.index),
         `${displayName(copy.prefix)}/${INDEX_NAME}`,
       );
-      // Counted while the copy's members stream past: nothing per member is kept.
-      const totals = new Map(records.map((record) => [record.id, { entries: 0, bytes: 0 }]));
-      await readSpans(archive, copy.spans, (member) => {
-        const id = volumeIdOf(cleanName(member.name), copy.prefix);
-        const total = id === undefined ? undefined : totals.get(id);
-        if (!total) return;
-        total.entries++;
-        if (member.type === "file") total.bytes += member.size;
-      });
-      for (const record of records)
-        listed.volumes.push({ ...record, ...totals.get(record.id) } as ListedVolume);
+      const totals = (await totalsOf(archive, copy)) as ReadonlyMap<string, VolumeTotals>;
+      for (const record of records) {
+        const total = totals.get(record.id);
+        listed.volumes.push({ ...record, entries: total?.entries ?? 0, bytes: total?.bytes ?? 0 });
+      }
     } catch (error) {
       listed.error = (error as Error).message;
     }

@@ -1,7 +1,7 @@
 import { closeSync, openSync } from "node:fs";
 import type { ArchiveWriter } from "../tar/archive-writer.js";
 import { addToSpans, type Span } from "./archive-map.js";
-import { ArchiveContentError } from "./volume-index.js";
+import { ArchiveContentError } from "./errors.js";
 
 /** Byte ranges of an archive that hold the spans not dropped, adjacent ones merged. */
 export function keptRanges(spans: readonly Span[], drop: ReadonlySet<Span>): Span[] {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { parse, stringify } from "yaml";
-import { StowageError } from "../system/errors.js";
+import { ArchiveContentError } from "./errors.js";
 
 export const INDEX_NAME = "volumes-data.yml";
 
@@ -19,12 +19,6 @@ export function volumeId(target: string): string {
 
 export function renderIndex(records: readonly VolumeRecord[]): string {
   return stringify(records.map((r) => ({ id: r.id, type: r.type, target: r.target })));
-}
-
-export class ArchiveContentError extends StowageError {
-  constructor(message: string) {
-    super("INVALID_INPUT", message);
-  }
 }
 
 /** Parse and check an index: every id is the SHA-256 of its absolute target. */

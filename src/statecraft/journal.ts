@@ -4,7 +4,7 @@ import { writeFileAtomic } from "../system/atomic-write.js";
 import { ConfigError, isErrno } from "../system/errors.js";
 import { ExecError, run } from "../system/exec.js";
 import { acquireLock } from "../system/lock.js";
-import { processAlive, processStartTime } from "../system/process.js";
+import { ownerLine, ownersAlive } from "../system/owned-journal.js";
 import { shellQuote } from "../system/shell-quote.js";
 import { journalDir } from "./locations.js";
 
@@ -24,7 +24,7 @@ export async function createJournal(
   const dir = journalDir(state);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const file = path.join(dir, `${runId}.journal`);
-  const owner = `P ${process.pid} ${await processStartTime(process.pid)}\n`;
+  const owner = await ownerLine();
   const entries = removeDirs.map((dirPath) =>
     journalEntry(`rmdir ${shellQuote(dirPath)} 2>/dev/null || true`),
   );
@@ -42,12 +42,7 @@ export async function journalIsLive(file: string): Promise<boolean> {
     if (isErrno(error, "ENOENT")) return false;
     throw error;
   }
-  for (const line of text.split("\n")) {
-    const [kind, pid, start] = line.split(" ");
-    if (kind !== "P" || !pid || !start) continue;
-    if (await processAlive(Number(pid), start)) return true;
-  }
-  return false;
+  return ownersAlive(text);
 }
 
 export interface WaitingJournal {

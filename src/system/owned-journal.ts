@@ -5,6 +5,20 @@ import { writeFileAtomic } from "./atomic-write.js";
 import { isErrno } from "./errors.js";
 import { processAlive, processStartTime } from "./process.js";
 
+/** The line that heads a journal: this process's PID and start time (a reused PID is not it). */
+export async function ownerLine(): Promise<string> {
+  return `P ${process.pid} ${await processStartTime(process.pid)}\n`;
+}
+
+/** Does any owner line (`P PID START`) of a journal's text name a process that still runs? */
+export async function ownersAlive(text: string): Promise<boolean> {
+  for (const line of text.split("\n")) {
+    const [kind, pid, start] = line.split(" ");
+    if (kind === "P" && pid && start && (await processAlive(Number(pid), start))) return true;
+  }
+  return false;
+}
+
 /**
  * A journal of things a process is about to do, each line fsynced before it does it, headed by the
  * owner (PID and start time, so a reused PID is not mistaken for it). A process that dies leaves it
@@ -17,7 +31,7 @@ export class OwnedJournal {
   static async create(dir: string, name: string): Promise<OwnedJournal> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const file = path.join(dir, name);
-    await writeFileAtomic(file, `P ${process.pid} ${await processStartTime(process.pid)}\n`, { mode: 0o600 });
+    await writeFileAtomic(file, await ownerLine(), { mode: 0o600 });
     return new OwnedJournal(file);
   }
 
@@ -57,22 +71,18 @@ export async function deadJournals<T>(dir: string, suffix: string): Promise<Left
   const left: LeftJournal<T>[] = [];
   for (const name of names.sort()) {
     const file = path.join(dir, name);
-    const lines = (await readFile(file, "utf8")).split("\n");
-    let alive = false;
+    const text = await readFile(file, "utf8");
+    if (await ownersAlive(text)) continue;
     const records: T[] = [];
-    for (const line of lines) {
-      if (line.startsWith("P ")) {
-        const [, pid, start] = line.split(" ");
-        if (pid && start && (await processAlive(Number(pid), start))) alive = true;
-      } else if (line.startsWith("R ")) {
-        try {
-          records.push(JSON.parse(line.slice(2)) as T);
-        } catch {
-          // torn by a crash
-        }
+    for (const line of text.split("\n")) {
+      if (!line.startsWith("R ")) continue;
+      try {
+        records.push(JSON.parse(line.slice(2)) as T);
+      } catch {
+        // torn by a crash
       }
     }
-    if (!alive) left.push({ file, records });
+    left.push({ file, records });
   }
   return left;
 }

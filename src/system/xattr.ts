@@ -26,9 +26,20 @@ function decodeValue(text: string): Buffer {
  * any size, and memory holds only the attributes themselves.
  */
 export class GetfattrParser {
-  readonly files = new Map<string, Xattrs>();
+  private files = new Map<string, Xattrs>();
   private partial = "";
   private current: Xattrs | undefined;
+
+  /** `onBatchEnd`: told at each BATCH_END line (XattrReader's), where `take` then gives the batch. */
+  constructor(private readonly onBatchEnd?: () => void) {}
+
+  /** The files parsed so far; the next ones go into a new map. */
+  take(): Map<string, Xattrs> {
+    const files = this.files;
+    this.files = new Map();
+    this.current = undefined;
+    return files;
+  }
 
   push(chunk: Buffer): void {
     const text = this.partial + chunk.toString("latin1");
@@ -40,11 +51,12 @@ export class GetfattrParser {
   end(): Map<string, Xattrs> {
     if (this.partial !== "") this.line(this.partial);
     this.partial = "";
-    return this.files;
+    return this.take();
   }
 
   private line(line: string): void {
-    if (line.startsWith("# file: ")) {
+    if (line === BATCH_END && this.onBatchEnd) this.onBatchEnd();
+    else if (line.startsWith("# file: ")) {
       this.current = new Map();
       this.files.set(unescapeName(line.slice(8)), this.current);
     } else if (this.current && line !== "") {
@@ -62,8 +74,17 @@ export function parseGetfattr(output: string | Buffer): Map<string, Xattrs> {
   return parser.end();
 }
 
-const GETFATTR_DUMP = ["--no-dereference", "--dump", "--match=-", "--encoding=base64", "--absolute-names"];
+const GETFATTR_DUMP = "getfattr --no-dereference --dump --match=- --encoding=base64 --absolute-names --";
 const VANISHED = /: No such file or directory$/;
+/** What the reader prints after each batch: no getfattr line looks like it (attribute names have a namespace). */
+const BATCH_END = "#end";
+/**
+ * One long-lived reader for a whole walk: each batch comes as "<length>\n" and that many bytes of
+ * NUL-terminated names, which `head -c` hands to `xargs -0 getfattr`, then a BATCH_END line. The
+ * processes per batch are forked by this small bash, not by us: a fork of a Node process with a
+ * big heap costs a copy-on-write fault on every page it writes afterwards.
+ */
+const READER_SCRIPT = `while IFS= read -r length; do head -c "$length" | xargs -0 -r ${GETFATTR_DUMP}; echo '${BATCH_END}'; done`;
 
 /** getfattr failed on some files for another reason than their being gone. */
 export class XattrReadError extends StowageError {
@@ -72,28 +93,100 @@ export class XattrReadError extends StowageError {
   }
 }
 
+/** Buffers written to a child's standard input as they are pushed, until `end`. */
+class InputFeed implements AsyncIterable<Buffer> {
+  private readonly chunks: Buffer[] = [];
+  private ended = false;
+  private wake: (() => void) | undefined;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.wake?.();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Buffer> {
+    for (;;) {
+      for (let chunk = this.chunks.shift(); chunk; chunk = this.chunks.shift()) yield chunk;
+      if (this.ended) return;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+  }
+}
+
 /**
- * Every extended attribute (all namespaces; as root trusted.* too) of each of these files (absolute
- * paths as byte strings), by one getfattr: the names reach it as raw bytes on its standard input
- * through `xargs -0` (an argument list from Node is always UTF-8). Files without attributes, and
- * files that vanished meanwhile, are absent from the result; any other failure is an error.
+ * Every extended attribute (all namespaces; as root trusted.* too) of batches of files (absolute
+ * paths as byte strings), read by getfattr in one long-lived helper: the names reach it as raw
+ * bytes on its standard input (an argument list from Node is always UTF-8), and the answers come
+ * back in order. Files without attributes, and files that vanished meanwhile, are absent from a
+ * batch's result; any other failure is an error. `close` must always run.
  */
-export async function readXattrsOf(files: readonly string[]): Promise<Map<string, Xattrs>> {
-  const parser = new GetfattrParser();
-  let stderr = "";
-  await run("xargs", ["-0", "-r", "getfattr", ...GETFATTR_DUMP, "--"], {
-    input: Buffer.from(`${files.join("\0")}\0`, "latin1"),
-    env: { ...process.env, LC_ALL: "C" },
-    // xargs exits 123 when getfattr exited 1: a file was gone, or something worse (see stderr).
-    okStatuses: [0, 123],
-    onStdout: (chunk) => parser.push(chunk),
-    onStderr: (chunk) => {
-      stderr += chunk.toString("latin1");
-    },
-  });
-  const problems = stderr.split("\n").filter((line) => line !== "" && !VANISHED.test(line));
-  if (problems.length > 0) throw new XattrReadError(problems);
-  return parser.end();
+export class XattrReader {
+  private readonly input = new InputFeed();
+  private readonly parser = new GetfattrParser(() => this.batchEnded());
+  private readonly waiting: Array<{
+    resolve: (files: Map<string, Xattrs>) => void;
+    reject: (error: Error) => void;
+  }> = [];
+  private readonly problems: string[] = [];
+  private stderr = "";
+  private failure: Error | undefined;
+  private readonly exited: Promise<void>;
+
+  constructor() {
+    this.exited = run("bash", ["-c", READER_SCRIPT], {
+      input: this.input,
+      env: { ...process.env, LC_ALL: "C" },
+      onStdout: (chunk) => this.parser.push(chunk),
+      onStderr: (chunk) => this.noteStderr(chunk),
+    }).then(
+      () => this.fail(new XattrReadError(["the reader ended before answering"])),
+      (error: Error) => this.fail(error),
+    );
+  }
+
+  /** The attributes of these files, once getfattr has gone through all of them. */
+  read(files: readonly string[]): Promise<Map<string, Xattrs>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const names = Buffer.from(`${files.join("\0")}\0`, "latin1");
+    this.input.push(Buffer.concat([Buffer.from(`${names.length}\n`), names]));
+    return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
+  }
+
+  /** Ends the helper and waits for it; a failure of its last batches is thrown here. */
+  async close(): Promise<void> {
+    this.input.end();
+    await this.exited;
+    this.noteStderr(Buffer.from("\n"));
+    if (this.problems.length > 0) throw new XattrReadError(this.problems);
+    if (this.failure && !(this.failure instanceof XattrReadError)) throw this.failure;
+  }
+
+  private noteStderr(chunk: Buffer): void {
+    const lines = (this.stderr + chunk.toString("latin1")).split("\n");
+    this.stderr = lines.pop() ?? "";
+    for (const line of lines)
+      if (line !== "" && !VANISHED.test(line) && this.problems.length < 5) this.problems.push(line);
+  }
+
+  private batchEnded(): void {
+    const files = this.parser.take();
+    const next = this.waiting.shift();
+    if (this.problems.length > 0) next?.reject(new XattrReadError(this.problems));
+    else next?.resolve(files);
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    for (let next = this.waiting.shift(); next; next = this.waiting.shift()) next.reject(this.failure);
+  }
 }
 
 /** One attribute of several files in one call; files without it are absent from the map. */
@@ -126,18 +219,42 @@ function escapeName(name: string): string {
   return out;
 }
 
+/** A file's attributes as a block of a `setfattr --restore` dump (names escaped, values base64). */
+function dumpBlock(file: string, attrs: ReadonlyMap<string, Buffer>): Buffer {
+  let block = `# file: ${escapeName(file)}\n`;
+  for (const [name, value] of attrs) block += `${escapeName(name)}=0s${value.toString("base64")}\n`;
+  return Buffer.from(`${block}\n`, "latin1");
+}
+
 /**
- * Set extended attributes on many files (paths as byte strings) with one `setfattr --restore`,
- * values as raw bytes; the dump goes to it as a stream, never built whole.
+ * Extended attributes set on files (paths as byte strings, values raw bytes) by one long-lived
+ * `setfattr --restore`, fed as a stream as files are ready: one process for a whole restore, started
+ * at the first file. A file it cannot set makes `close` fail, naming the file.
  */
-export async function writeXattrs(files: ReadonlyMap<string, ReadonlyMap<string, Buffer>>): Promise<void> {
-  if (files.size === 0) return;
-  async function* dump(): AsyncGenerator<Buffer> {
-    for (const [file, attrs] of files) {
-      let block = `# file: ${escapeName(file)}\n`;
-      for (const [name, value] of attrs) block += `${escapeName(name)}=0s${value.toString("base64")}\n`;
-      yield Buffer.from(`${block}\n`, "latin1");
-    }
+export class XattrWriter {
+  private readonly input = new InputFeed();
+  private exited: Promise<unknown> | undefined;
+
+  add(file: string, attrs: ReadonlyMap<string, Buffer>): void {
+    if (attrs.size === 0) return;
+    this.exited ??= run("setfattr", ["--restore=-"], {
+      input: this.input,
+      env: { ...process.env, LC_ALL: "C" },
+    });
+    this.exited.catch(() => {});
+    this.input.push(dumpBlock(file, attrs));
   }
-  await run("setfattr", ["--restore=-"], { input: dump(), env: { ...process.env, LC_ALL: "C" } });
+
+  /** Every attribute set (or the failure thrown). Always to be called. */
+  async close(): Promise<void> {
+    this.input.end();
+    await this.exited;
+  }
+}
+
+/** Set extended attributes on many files with one `setfattr --restore` (see XattrWriter). */
+export async function writeXattrs(files: ReadonlyMap<string, ReadonlyMap<string, Buffer>>): Promise<void> {
+  const writer = new XattrWriter();
+  for (const [file, attrs] of files) writer.add(file, attrs);
+  await writer.close();
 }

@@ -1,7 +1,7 @@
 import v8 from "node:v8";
 import vm from "node:vm";
 
-type GcFunction = (options: { type: "minor"; execution: "async" | "sync" }) => unknown;
+type GcFunction = (options: { type: "minor" | "major"; execution: "async" | "sync" }) => unknown;
 
 let gc: GcFunction | null | undefined;
 
@@ -36,4 +36,12 @@ export class YoungGcPacer {
     this.since = 0;
     gcFunction()?.({ type: "minor", execution: "async" });
   }
+}
+
+/**
+ * A full collection now, between two phases of work: what the first one left (a million-entry
+ * table, say) is given back before the second one starts threads of its own.
+ */
+export function collectGarbage(): void {
+  gcFunction()?.({ type: "major", execution: "sync" });
 }

@@ -55,6 +55,7 @@ export class ArchiveWriter {
   private inFlight: InFlight | undefined;
   private used = 0;
   private readonly onBytes: (bytes: number) => void;
+  private readonly closers: Array<() => Promise<void>> = [];
   readonly slice: TimeSlice | undefined;
 
   constructor(
@@ -223,9 +224,18 @@ export class ArchiveWriter {
     return this.position;
   }
 
-  /** Wait for the write in flight, if any (always, also when the work failed; its error is finish's). */
+  /** Something that ends with the writer (a helper thread of whoever fills it), run by `close`. */
+  atClose(closer: () => Promise<void>): void {
+    this.closers.push(closer);
+  }
+
+  /**
+   * Wait for the write in flight, if any (always, also when the work failed; its error is
+   * finish's), and end what was registered with `atClose`.
+   */
   async close(): Promise<void> {
     await this.inFlight?.done;
+    for (const closer of this.closers.splice(0)) await closer();
   }
 }
 

@@ -36,7 +36,8 @@ export interface Member {
   linkname: ByteString;
   devmajor: number;
   devminor: number;
-  xattrs: Map<string, Buffer>;
+  /** Extended attributes (SCHILY.xattr records): name -> value. */
+  xattrs: ReadonlyMap<string, Buffer>;
 }
 
 export interface ArchiveScan {
@@ -51,7 +52,12 @@ export interface ScanOptions {
    * Told each member in archive order (awaited when it returns a promise); nothing is kept, so
    * memory does not grow with the archive.
    */
-  onMember: (member: Member) => void | Promise<void>;
+  onMember: (member: Member, data?: Buffer) => void | Promise<void>;
+  /**
+   * Regular files of at most this many bytes come with their data (`data`, a view valid only
+   * during the call): what the scan reads anyway, so the caller need not read it again.
+   */
+  withData?: number;
   signal?: AbortSignal;
   /** Read through this descriptor of `file` (left open) instead of opening the file. */
   fd?: number;
@@ -59,30 +65,17 @@ export interface ScanOptions {
   range?: readonly [number, number];
 }
 
-const TYPES: Record<string, MemberType> = {
-  "0": "file",
-  "\0": "file",
-  "7": "file",
-  "1": "hardlink",
-  "2": "symlink",
-  "3": "char",
-  "4": "block",
-  "5": "dir",
-  "6": "fifo",
-};
-
-function cString(block: Buffer, offset: number, length: number): Buffer {
-  const slice = block.subarray(offset, offset + length);
-  const nul = slice.indexOf(0);
-  return nul < 0 ? slice : slice.subarray(0, nul);
-}
+const WINDOW = 256 * 1024;
+/** Extended headers (pax, GNU long names) larger than this are refused. */
+const MAX_EXTENDED = 64 * 1024 * 1024;
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
 
 const isSpace = (byte: number) => byte === 0x20 || (byte >= 0x09 && byte <= 0x0d);
 
-/** Octal (NUL/space terminated) or GNU base-256 numbers; NaN for anything else. */
+/** Octal (NUL/space terminated) or GNU base-256 numbers of a header field; NaN for anything else. */
 function number(block: Buffer, offset: number, length: number): number {
   const end = offset + length;
-  if ((block[offset] ?? 0) & 0x80) {
+  if ((block[offset] as number) & 0x80) {
     let value = BigInt((block[offset] as number) & 0x7f);
     for (let i = offset + 1; i < end; i++) value = (value << 8n) | BigInt(block[i] as number);
     return Number(value);
@@ -101,83 +94,144 @@ function number(block: Buffer, offset: number, length: number): number {
   return 0;
 }
 
-/** The header's byte sum with its checksum field read as spaces, as POSIX defines it. */
-function checksumOk(block: Buffer): boolean {
-  const stored = number(block, 148, 8);
-  let unsigned = 8 * 0x20;
-  if (block.byteOffset % 4 === 0) {
-    // Four bytes at a time: two 16-bit lanes of byte sums, which 128 words cannot overflow.
-    const words = new Uint32Array(block.buffer, block.byteOffset, BLOCK / 4);
-    let lanes = 0;
-    for (let i = 0; i < BLOCK / 4; i++) {
-      if (i === 37 || i === 38) continue; // bytes 148-155
-      const word = words[i] as number;
-      lanes += (word & 0xff00ff) + ((word >>> 8) & 0xff00ff);
-    }
-    unsigned += (lanes & 0xffff) + (lanes >>> 16);
-  } else {
-    for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) unsigned += block[i] as number;
-  }
-  return stored === unsigned;
+/** A NUL-terminated field as a byte string. */
+function field(block: Buffer, offset: number, length: number): string {
+  let end = offset;
+  const limit = offset + length;
+  while (end < limit && block[end] !== 0) end++;
+  return block.toString("latin1", offset, end);
 }
 
-function isZero(block: Buffer): boolean {
-  for (const byte of block) if (byte !== 0) return false;
+/**
+ * The header block at `at` of a window (4-byte aligned) against its checksum: the byte sum with the
+ * checksum field read as spaces, as POSIX defines it, four bytes at a time (two 16-bit lanes of
+ * byte sums, which 128 words cannot overflow).
+ */
+function checksumOk(block: Buffer, words: Uint32Array, at: number): boolean {
+  const stored = number(block, at + 148, 8);
+  let lanes = 0;
+  const first = at >>> 2;
+  for (let i = 0; i < BLOCK / 4; i++) {
+    if (i === 37 || i === 38) continue; // bytes 148-155
+    const word = words[first + i] as number;
+    lanes += (word & 0xff00ff) + ((word >>> 8) & 0xff00ff);
+  }
+  return stored === 8 * 0x20 + (lanes & 0xffff) + (lanes >>> 16);
+}
+
+function isZero(words: Uint32Array, at: number): boolean {
+  const first = at >>> 2;
+  for (let i = 0; i < BLOCK / 4; i++) if (words[first + i] !== 0) return false;
   return true;
 }
 
-/** Pax records: "<len> <key>=<value>\n", values kept as raw bytes. */
-export function parsePax(data: Buffer): Map<string, Buffer> | undefined {
-  const records = new Map<string, Buffer>();
-  let offset = 0;
-  while (offset < data.length) {
-    if (data[offset] === 0) break;
-    const space = data.indexOf(0x20, offset);
-    if (space < 0) return undefined;
-    const length = Number(data.subarray(offset, space).toString("ascii"));
-    if (!Number.isInteger(length) || length <= space - offset || offset + length > data.length)
-      return undefined;
-    const record = data.subarray(space + 1, offset + length - 1);
-    if (data[offset + length - 1] !== 0x0a) return undefined;
-    const equals = record.indexOf(0x3d);
-    if (equals < 0) return undefined;
-    records.set(record.subarray(0, equals).toString("latin1"), record.subarray(equals + 1));
-    offset += length;
+/** What pax records (and GNU long names) say about the next member. */
+class Extended {
+  start = -1;
+  path: string | undefined;
+  linkpath: string | undefined;
+  size: number | undefined;
+  uid: number | undefined;
+  gid: number | undefined;
+  mtime: { seconds: number; nanoseconds: number } | undefined;
+  xattrs: Map<string, Buffer> | undefined;
+
+  clear(): void {
+    this.start = -1;
+    this.path = this.linkpath = undefined;
+    this.size = this.uid = this.gid = undefined;
+    this.mtime = undefined;
+    this.xattrs = undefined;
   }
-  return records;
+
+  /** Pax records "<len> <key>=<value>\n" in data[from, to); false when malformed. */
+  pax(data: Buffer, from: number, to: number): boolean {
+    let offset = from;
+    while (offset < to) {
+      if (data[offset] === 0) break;
+      let length = 0;
+      let at = offset;
+      for (; at < to && data[at] !== 0x20; at++) {
+        const digit = (data[at] as number) - 0x30;
+        if (digit < 0 || digit > 9) return false;
+        length = length * 10 + digit;
+      }
+      const end = offset + length;
+      if (at === offset || at >= to || length <= at - offset || end > to || data[end - 1] !== 0x0a)
+        return false;
+      const equals = data.indexOf(0x3d, at + 1);
+      if (equals < 0 || equals >= end - 1) return false;
+      this.record(data.toString("latin1", at + 1, equals), data, equals + 1, end - 1);
+      offset = end;
+    }
+    return true;
+  }
+
+  private record(key: string, data: Buffer, from: number, to: number): void {
+    switch (key) {
+      case "path":
+        this.path = data.toString("latin1", from, to);
+        return;
+      case "linkpath":
+        this.linkpath = data.toString("latin1", from, to);
+        return;
+      case "size":
+        this.size = Number(data.toString("latin1", from, to));
+        return;
+      case "uid":
+        this.uid = Number(data.toString("latin1", from, to));
+        return;
+      case "gid":
+        this.gid = Number(data.toString("latin1", from, to));
+        return;
+      case "mtime": {
+        const [whole = "0", fraction = ""] = data.toString("latin1", from, to).split(".");
+        this.mtime = { seconds: Number(whole), nanoseconds: Number(fraction.padEnd(9, "0").slice(0, 9)) };
+        return;
+      }
+    }
+    if (key.startsWith("SCHILY.xattr.")) {
+      this.xattrs ??= new Map();
+      // A copy: the window it was read from is reused.
+      this.xattrs.set(key.slice(13), Buffer.from(data.subarray(from, to)));
+    }
+  }
 }
-
-function paxTime(value: string): { seconds: number; nanoseconds: number } {
-  const [whole = "0", fraction = ""] = value.split(".");
-  return { seconds: Number(whole), nanoseconds: Number(fraction.padEnd(9, "0").slice(0, 9)) };
-}
-
-const round = (size: number) => Math.ceil(size / BLOCK) * BLOCK;
-
-const WINDOW = 256 * 1024;
 
 /** An archive read through one window: one read serves the headers of many small members. */
 class Window {
-  private readonly buffer = Buffer.alloc(WINDOW);
+  readonly buffer = Buffer.allocUnsafe(WINDOW);
+  readonly words = new Uint32Array(this.buffer.buffer, this.buffer.byteOffset, WINDOW / 4);
   private start = 0;
   private length = 0;
 
   constructor(private readonly fd: number) {}
 
-  /** Up to `size` bytes at `at` (fewer at the end of the file), valid until the next call. */
-  bytes(at: number, size: number): Buffer {
-    if (size > WINDOW) {
-      const data = Buffer.alloc(size);
-      return data.subarray(0, readSync(this.fd, data, 0, size, at));
-    }
+  /**
+   * Makes `size` (<= WINDOW) bytes at `at` readable in `buffer` and returns where they start there,
+   * or -1 when the file ends before them.
+   */
+  load(at: number, size: number): number {
     if (at < this.start || at + size > this.start + this.length) {
       this.start = at;
       this.length = readSync(this.fd, this.buffer, 0, WINDOW, at);
     }
-    const from = at - this.start;
-    return this.buffer.subarray(from, Math.min(from + size, this.length));
+    return at + size <= this.start + this.length ? at - this.start : -1;
+  }
+
+  /** `size` bytes at `at`, in the window or (bigger than it) in a buffer of their own; undefined past the end. */
+  bytes(at: number, size: number): { data: Buffer; from: number } | undefined {
+    if (size <= WINDOW) {
+      const from = this.load(at, size);
+      return from < 0 ? undefined : { data: this.buffer, from };
+    }
+    const data = Buffer.allocUnsafe(size);
+    return readSync(this.fd, data, 0, size, at) === size ? { data, from: 0 } : undefined;
   }
 }
+
+/** Members between time-slice checks (a check reads the clock). */
+const SLICE_EVERY = 256;
 
 /**
  * Walk an archive's headers from the start to its end-of-archive marker, checking every checksum
@@ -192,91 +246,118 @@ export async function scanArchive(file: string, options: ScanOptions): Promise<A
     const fileSize = fstatSync(fd).size;
     const [from, to] = options.range ?? [0, Number.POSITIVE_INFINITY];
     const window = new Window(fd);
+    const { buffer: block, words } = window;
+    const extended = new Extended();
     let offset = from;
-    let pending: { pax?: Map<string, Buffer>; longName?: string; longLink?: string; start?: number } = {};
-    const readData = (at: number, size: number) => {
-      const data = window.bytes(at, size);
-      if (data.length !== size) throw new TarFormatError(file, at, "truncated extended header");
-      return Buffer.from(data);
-    };
+    let count = 0;
     while (true) {
-      if (slice.due()) await slice.pause();
-      if (offset >= to && pending.start === undefined) return { end: offset, fileSize };
+      if (++count === SLICE_EVERY) {
+        count = 0;
+        if (slice.due()) await slice.pause();
+      }
+      if (offset >= to && extended.start < 0) return { end: offset, fileSize };
       if (offset === 0 && fileSize === 0) return { end: 0, fileSize };
-      const block = window.bytes(offset, BLOCK);
-      if (block.length !== BLOCK)
-        throw new TarFormatError(file, offset, "archive ends without an end-of-archive marker");
-      if (isZero(block)) {
-        if (pending.start !== undefined)
-          throw new TarFormatError(file, offset, "extended header without a member");
+      const at = window.load(offset, BLOCK);
+      if (at < 0) throw new TarFormatError(file, offset, "archive ends without an end-of-archive marker");
+      if (isZero(words, at)) {
+        if (extended.start >= 0) throw new TarFormatError(file, offset, "extended header without a member");
         return { end: offset, fileSize };
       }
-      if (!checksumOk(block)) throw new TarFormatError(file, offset, "header checksum mismatch");
-      const typeflag = String.fromCharCode(block[156] ?? 0);
-      const size = number(block, 124, 12);
+      if (!checksumOk(block, words, at)) throw new TarFormatError(file, offset, "header checksum mismatch");
+      const flag = block[at + 156] as number;
+      const size = number(block, at + 124, 12);
       const dataOffset = offset + BLOCK;
-      if (dataOffset + size > fileSize)
+      if (!(dataOffset + size <= fileSize))
         throw new TarFormatError(file, offset, `member data truncated (${size} bytes declared)`);
-      const start = pending.start ?? offset;
-      if (typeflag === "x" || typeflag === "g" || typeflag === "L" || typeflag === "K") {
-        if (size > 64 * 1024 * 1024) throw new TarFormatError(file, offset, "extended header too large");
-        const data = readData(dataOffset, size);
-        if (typeflag === "x") {
-          const pax = parsePax(data);
-          if (!pax) throw new TarFormatError(file, offset, "malformed pax record");
-          pending = { ...pending, pax, start };
-        } else if (typeflag === "L") {
-          pending = { ...pending, longName: cString(data, 0, data.length).toString("latin1"), start };
-        } else if (typeflag === "K") {
-          pending = { ...pending, longLink: cString(data, 0, data.length).toString("latin1"), start };
+      const start = extended.start >= 0 ? extended.start : offset;
+      // 'x' pax, 'g' pax global (applies to nothing we keep; also an append's skip marker), 'L'/'K' GNU.
+      if (flag === 0x78 || flag === 0x67 || flag === 0x4c || flag === 0x4b) {
+        if (size > MAX_EXTENDED) throw new TarFormatError(file, offset, "extended header too large");
+        if (flag !== 0x67) {
+          const data = window.bytes(dataOffset, size);
+          if (!data) throw new TarFormatError(file, offset, "truncated extended header");
+          extended.start = start;
+          if (flag === 0x78) {
+            if (!extended.pax(data.data, data.from, data.from + size))
+              throw new TarFormatError(file, offset, "malformed pax record");
+          } else if (flag === 0x4c) extended.path = field(data.data, data.from, size);
+          else extended.linkpath = field(data.data, data.from, size);
         }
-        // A global header ('g') applies to nothing we keep; it may also be a skip marker of an append.
         offset = dataOffset + round(size);
         continue;
       }
-      const pax = pending.pax ?? new Map<string, Buffer>();
-      const text = (key: string) => pax.get(key)?.toString("latin1");
-      const prefix = block.subarray(257, 263).toString("latin1").startsWith("ustar")
-        ? cString(block, 345, 155)
-        : Buffer.alloc(0);
-      const baseName = cString(block, 0, 100);
-      const ustarName =
-        prefix.length > 0
-          ? `${prefix.toString("latin1")}/${baseName.toString("latin1")}`
-          : baseName.toString("latin1");
-      const name = text("path") ?? pending.longName ?? ustarName;
-      const realSize = text("size") !== undefined ? Number(text("size")) : size;
-      const type = TYPES[typeflag] ?? "other";
+      const type = typeOf(flag);
+      let name = extended.path;
+      if (name === undefined) {
+        const base = field(block, at, 100);
+        // "ustar": a POSIX header, whose prefix field (155 bytes) holds the start of a long name.
+        const ustar =
+          block[at + 257] === 0x75 &&
+          block[at + 258] === 0x73 &&
+          block[at + 259] === 0x74 &&
+          block[at + 260] === 0x61 &&
+          block[at + 261] === 0x72;
+        const prefix = ustar ? field(block, at + 345, 155) : "";
+        name = prefix === "" ? base : `${prefix}/${base}`;
+      }
+      const realSize = extended.size ?? size;
       const dataSize =
-        type === "file" ? realSize : typeflag === "1" || typeflag === "2" || typeflag === "5" ? 0 : realSize;
-      if (dataOffset + dataSize > fileSize)
+        type === "file" ? realSize : flag === 0x31 || flag === 0x32 || flag === 0x35 ? 0 : realSize;
+      if (!(dataOffset + dataSize <= fileSize))
         throw new TarFormatError(file, offset, `member data truncated (${dataSize} bytes declared)`);
-      const xattrs = new Map<string, Buffer>();
-      for (const [key, value] of pax) if (key.startsWith("SCHILY.xattr.")) xattrs.set(key.slice(13), value);
-      const mtimeText = text("mtime");
-      const told = options.onMember({
+      const member: Member = {
         name,
         type,
-        typeflag,
+        typeflag: String.fromCharCode(flag),
         headerOffset: start,
         dataOffset,
         size: dataSize,
         endOffset: dataOffset + round(dataSize),
-        mode: number(block, 100, 8) & 0o7777,
-        uid: text("uid") !== undefined ? Number(text("uid")) : number(block, 108, 8),
-        gid: text("gid") !== undefined ? Number(text("gid")) : number(block, 116, 8),
-        mtime:
-          mtimeText !== undefined ? paxTime(mtimeText) : { seconds: number(block, 136, 12), nanoseconds: 0 },
-        linkname: text("linkpath") ?? pending.longLink ?? cString(block, 157, 100).toString("latin1"),
-        devmajor: number(block, 329, 8),
-        devminor: number(block, 337, 8),
-        xattrs,
-      });
+        mode: number(block, at + 100, 8) & 0o7777,
+        uid: extended.uid ?? number(block, at + 108, 8),
+        gid: extended.gid ?? number(block, at + 116, 8),
+        mtime: extended.mtime ?? { seconds: number(block, at + 136, 12), nanoseconds: 0 },
+        linkname: extended.linkpath ?? field(block, at + 157, 100),
+        devmajor: type === "char" || type === "block" ? number(block, at + 329, 8) : 0,
+        devminor: type === "char" || type === "block" ? number(block, at + 337, 8) : 0,
+        xattrs: extended.xattrs ?? NO_XATTRS,
+      };
+      if (extended.start >= 0) extended.clear();
+      offset = member.endOffset;
+      let data: Buffer | undefined;
+      if (options.withData !== undefined && type === "file" && dataSize <= options.withData) {
+        const from = window.load(dataOffset, dataSize);
+        if (from >= 0) data = block.subarray(from, from + dataSize);
+      }
+      const told = options.onMember(member, data);
       if (told) await told;
-      pending = {};
-      offset = dataOffset + round(dataSize);
     }
   } finally {
     if (options.fd === undefined) closeSync(fd);
   }
 }
+
+function typeOf(flag: number): MemberType {
+  switch (flag) {
+    case 0x30:
+    case 0x00:
+    case 0x37:
+      return "file";
+    case 0x31:
+      return "hardlink";
+    case 0x32:
+      return "symlink";
+    case 0x33:
+      return "char";
+    case 0x34:
+      return "block";
+    case 0x35:
+      return "dir";
+    case 0x36:
+      return "fifo";
+    default:
+      return "other";
+  }
+}
+
+const round = (size: number) => Math.ceil(size / BLOCK) * BLOCK;

@@ -1,13 +1,19 @@
 import { describe, expect, it } from "vitest";
-import { type ArchiveMap, ArchiveMapper, entriesIn, prefixSpans } from "../../src/snapshotter/archive-map.js";
+import {
+  type ArchiveMap,
+  ArchiveMapper,
+  entriesIn,
+  prefixSpans,
+  type WatchVolume,
+} from "../../src/snapshotter/archive-map.js";
 import type { Member } from "../../src/tar/reader.js";
 
 const id = "a".repeat(64);
 const other = "b".repeat(64);
 
 /** Members laid out one after another, 1 KiB each, as a scan finds them. */
-function mapOf(list: Array<[string, Member["type"]?]>): ArchiveMap {
-  const mapper = new ArchiveMapper();
+function mapOf(list: Array<[string, Member["type"]?]>, watch?: WatchVolume): ArchiveMap {
+  const mapper = new ArchiveMapper(watch);
   for (const [index, [name, type = "file"]] of list.entries()) {
     mapper.add({
       name,
@@ -82,5 +88,61 @@ describe("archive map", () => {
     ]);
     expect(entriesIn(prefixSpans(map, "p"))).toBe(3);
     expect(entriesIn(prefixSpans(map, "p/sub"))).toBe(3);
+  });
+
+  it("tells each volume of each copy of a watched prefix its members in the same scan, and seals it at its index", () => {
+    const watched: string[] = [];
+    const watch: WatchVolume = (prefix, volume) => {
+      if (prefix !== "p") return undefined;
+      const names: string[] = [];
+      const label = `${prefix}/${volume.slice(0, 1)}#${watched.length}`;
+      watched.push(label);
+      return {
+        add: (member: Member) => {
+          names.push(member.name);
+        },
+        seal: () => names.push(`sealed ${label}`),
+        names,
+      } as never;
+    };
+    const map = mapOf(
+      [
+        [`p/${id}`, "dir"],
+        [`p/${id}/volumes-data.yml`],
+        [`q/${id}`, "dir"],
+        [`p/${other}`],
+        ["p/volumes-data.yml"],
+        ["q/volumes-data.yml"],
+        [`p/${id}`, "dir"],
+        ["p/volumes-data.yml"],
+        [`p/${id}/left`],
+      ],
+      watch,
+    );
+    const namesOf = (copy: number, volume: string) =>
+      (map.copies[copy]?.volumes?.get(volume) as unknown as { names: string[] } | undefined)?.names;
+    expect(map.copies.map((copy) => [copy.prefix, [...(copy.volumes?.keys() ?? [])]])).toEqual([
+      ["p", [id, other]],
+      ["q", []],
+      ["p", [id]],
+    ]);
+    expect(namesOf(0, id)).toEqual([`p/${id}`, `p/${id}/volumes-data.yml`, "sealed p/a#0"]);
+    expect(namesOf(0, other)).toEqual([`p/${other}`, "sealed p/b#1"]);
+    expect(namesOf(2, id)).toEqual([`p/${id}`, "sealed p/a#2"]);
+    // The interrupted copy's watch exists, but belongs to no copy.
+    expect(watched).toEqual(["p/a#0", "p/b#1", "p/a#2", "p/a#3"]);
+  });
+
+  it("gives up watching a copy with more volumes than snapshotter writes (foreign hex names)", () => {
+    const names: Array<[string]> = Array.from({ length: 5000 }, (_, i) => [
+      `blobs/${i.toString(16).padStart(64, "0")}`,
+    ]);
+    let made = 0;
+    const map = mapOf([...names, ["blobs/volumes-data.yml"]], () => {
+      made++;
+      return { add: () => {} };
+    });
+    expect(made).toBe(4096);
+    expect(map.copies[0]?.volumes).toBeUndefined();
   });
 });

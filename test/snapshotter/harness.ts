@@ -1,6 +1,9 @@
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { lstat, mkdir, readdir, readFile, readlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { expect } from "vitest";
 import { run } from "../../src/system/exec.js";
 import { type CliResult, runCli } from "../support/cli.js";
 import { xattrsOfTree } from "../support/xattrs.js";
@@ -137,4 +140,62 @@ export function sameTree(
     const close = a.mtime - b.mtime <= toleranceNs && b.mtime - a.mtime <= toleranceNs;
     return close && a.rest === b.rest ? want : line;
   });
+}
+
+export const BYTETREE = path.resolve(import.meta.dirname, "../support/fixtures/bytetree.py");
+
+export interface Entry {
+  path: string;
+  type: string;
+  mtime_ns: number;
+  [key: string]: unknown;
+}
+
+/** Python's byte-exact description of a tree (names hex-encoded). */
+export async function describeBytes(dir: string): Promise<Entry[]> {
+  const out = (await run("python3", [BYTETREE, "describe", dir])).stdout;
+  return out
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Entry);
+}
+
+/** The same trees, mtimes within 1 us: Node sets restored times through a double (see README). */
+export function expectSameTree(actual: Entry[], expected: Entry[]): void {
+  expect(actual.map(({ mtime_ns, ...rest }) => rest)).toEqual(expected.map(({ mtime_ns, ...rest }) => rest));
+  for (const [index, entry] of actual.entries())
+    expect(Math.abs(entry.mtime_ns - (expected[index] as Entry).mtime_ns), entry.path).toBeLessThanOrEqual(
+      1000,
+    );
+}
+
+/** A config.yml in `dir` for these volumes under `prefix`. */
+export async function config(dir: string, volumes: string[], prefix = "p"): Promise<string> {
+  const file = path.join(dir, `config-${prefix.replaceAll("/", "_")}.yml`);
+  await writeFile(file, `prefix: ${prefix}\nvolumes:\n${volumes.map((v) => `  - ${v}\n`).join("")}`);
+  return file;
+}
+
+export type Started = ChildProcess & {
+  output: Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+};
+
+/** The built `snapshotter` started in the background (to be signalled), its output collected. */
+export function start(args: string[], env: NodeJS.ProcessEnv = process.env): Started {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk;
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk;
+  });
+  const output = once(child, "exit").then(([status, signal]) => ({
+    status: status as number | null,
+    signal: signal as NodeJS.Signals | null,
+    stdout,
+    stderr,
+  }));
+  return Object.assign(child, { output });
 }

@@ -1,5 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
+import { spawn } from "node:child_process";
 import { mkdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -7,60 +6,7 @@ import { run } from "../../src/system/exec.js";
 import { ensureTestImage, TEST_LABEL } from "../support/docker.js";
 import { type TestScope, uniqueId, useScope } from "../support/scope.js";
 import { mountTmpfs } from "../support/tmpfs.js";
-import { CLI, snapshotter } from "./harness.js";
-
-const BYTETREE = path.resolve(import.meta.dirname, "../support/fixtures/bytetree.py");
-
-interface Entry {
-  path: string;
-  type: string;
-  mtime_ns: number;
-  [key: string]: unknown;
-}
-
-/** Python's byte-exact description of a tree (names hex-encoded). */
-async function describeBytes(dir: string): Promise<Entry[]> {
-  const out = (await run("python3", [BYTETREE, "describe", dir])).stdout;
-  return out
-    .trim()
-    .split("\n")
-    .map((line) => JSON.parse(line) as Entry);
-}
-
-/** The same trees, mtimes within 1 us: Node sets restored times through a double (see README). */
-function expectSameTree(actual: Entry[], expected: Entry[]): void {
-  expect(actual.map(({ mtime_ns, ...rest }) => rest)).toEqual(expected.map(({ mtime_ns, ...rest }) => rest));
-  for (const [index, entry] of actual.entries())
-    expect(Math.abs(entry.mtime_ns - (expected[index] as Entry).mtime_ns), entry.path).toBeLessThanOrEqual(
-      1000,
-    );
-}
-
-async function config(dir: string, volumes: string[], prefix = "p"): Promise<string> {
-  const file = path.join(dir, `config-${prefix.replaceAll("/", "_")}.yml`);
-  await writeFile(file, `prefix: ${prefix}\nvolumes:\n${volumes.map((v) => `  - ${v}\n`).join("")}`);
-  return file;
-}
-
-function start(
-  args: string[],
-): ChildProcess & { output: Promise<{ status: number | null; stdout: string; stderr: string }> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    stdout += chunk;
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk;
-  });
-  const output = once(child, "exit").then(([status]) => ({
-    status: status as number | null,
-    stdout,
-    stderr,
-  }));
-  return Object.assign(child, { output });
-}
+import { BYTETREE, config, describeBytes, expectSameTree, snapshotter, start } from "./harness.js";
 
 /** Resolves once `file` is larger than `bytes` (polled; a backup writing it is under way). */
 async function grownPast(file: string, bytes: number, timeoutMs = 60_000): Promise<void> {

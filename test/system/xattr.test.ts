@@ -3,7 +3,23 @@ import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../src/system/exec.js";
-import { GetfattrParser, parseGetfattr, readXattrsOf, writeXattrs } from "../../src/system/xattr.js";
+import {
+  GetfattrParser,
+  parseGetfattr,
+  writeXattrs,
+  XattrReadError,
+  XattrReader,
+} from "../../src/system/xattr.js";
+
+/** One batch through a reader of its own. */
+async function readXattrsOf(files: readonly string[]) {
+  const reader = new XattrReader();
+  try {
+    return await reader.read(files);
+  } finally {
+    await reader.close();
+  }
+}
 
 describe("getfattr output", () => {
   it("decodes file names with octal escapes and base64/hex/text values", () => {
@@ -52,6 +68,44 @@ describe("extended attributes through the real getfattr and setfattr", () => {
       );
       const back = await readXattrsOf([other.toString("latin1")]);
       expect(back.get(other.toString("latin1"))?.get("user.n\xe9")?.toString()).toBe("v=1\n");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("answers pipelined batches in order from one helper, empty ones too, and names a real failure", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "stowage-xattr-"));
+    try {
+      const names = ["a", "b", "c"].map((name) => path.join(dir, name));
+      for (const name of names) await writeFile(name, name);
+      await run("setfattr", ["-n", "user.which", "-v", "a", names[0] as string]);
+      await run("setfattr", ["-n", "user.which", "-v", "c", names[2] as string]);
+      const reader = new XattrReader();
+      const batches = [
+        reader.read([names[0] as string]),
+        reader.read([names[1] as string]),
+        reader.read([]),
+        reader.read(names),
+      ];
+      const [first, second, empty, all] = await Promise.all(batches);
+      await reader.close();
+      expect([...(first ?? []).keys()]).toEqual([names[0]]);
+      expect(second?.size).toBe(0);
+      expect(empty?.size).toBe(0);
+      expect([...(all ?? []).keys()]).toEqual([names[0], names[2]]);
+      expect(
+        all
+          ?.get(names[2] as string)
+          ?.get("user.which")
+          ?.toString(),
+      ).toBe("c");
+
+      // A name below a regular file is not "gone": getfattr's ENOTDIR fails the reader, at the
+      // latest when it is closed (its stderr may come after the batch's answer).
+      const failing = new XattrReader();
+      const read = await failing.read([path.join(names[0] as string, "below")]).catch((error) => error);
+      if (read instanceof Error) expect(read).toBeInstanceOf(XattrReadError);
+      await expect(failing.close()).rejects.toThrow(/cannot read extended attributes: .*Not a directory/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
