@@ -200,13 +200,12 @@ describeWithBackrest(
         hosts.every((h) => logs.some((l) => l.host === h.name && l.action === "reconcile.complete")),
       );
       const arrives = (host: Host, id: string) => async () => (await planIds(host.backrest)).includes(id);
-      // Events of all three engines.
-      for (const host of hosts)
-        await host.engine.docker([
+      const runLabelled = (host: Host, name: string) =>
+        host.engine.docker([
           "run",
           "-d",
           "--name",
-          `${host.name}-ev`,
+          name,
           "--label",
           "backrest.enable=true",
           "-v",
@@ -215,6 +214,8 @@ describeWithBackrest(
           "sleep",
           "3600",
         ]);
+      // Events of all three engines.
+      for (const host of hosts) await runLabelled(host, `${host.name}-ev`);
       for (const host of hosts)
         await until(
           `${host.name}'s event`,
@@ -225,54 +226,18 @@ describeWithBackrest(
       await until("the lost engine reported", () =>
         logs.some((l) => l.host === tls.name && String(l.action).startsWith("events.")),
       );
-      await unix.engine.docker([
-        "run",
-        "-d",
-        "--name",
-        "while-down",
-        "--label",
-        "backrest.enable=true",
-        "-v",
-        `${dir}:/data`,
-        "stowage-test/busybox:1",
-        "sleep",
-        "3600",
-      ]);
+      await runLabelled(unix, "while-down");
       await until(
         "the unix host's event while the other is down",
         arrives(unix, "backrest_sidecar_while_down"),
       );
-      await ssh.engine.docker([
-        "run",
-        "-d",
-        "--name",
-        "ssh-while-down",
-        "--label",
-        "backrest.enable=true",
-        "-v",
-        `${dir}:/data`,
-        "stowage-test/busybox:1",
-        "sleep",
-        "3600",
-      ]);
+      await runLabelled(ssh, "ssh-while-down");
       await until(
         "the ssh host's event while the other is down",
         arrives(ssh, "backrest_sidecar_ssh_while_down"),
       );
       await tls.engine.start();
-      await tls.engine.docker([
-        "run",
-        "-d",
-        "--name",
-        "after-restart",
-        "--label",
-        "backrest.enable=true",
-        "-v",
-        `${dir}:/data`,
-        "stowage-test/busybox:1",
-        "sleep",
-        "3600",
-      ]);
+      await runLabelled(tls, "after-restart");
       await until(
         "the TLS host's change after it came back",
         arrives(tls, "backrest_sidecar_after_restart"),
