@@ -58,6 +58,7 @@ function sidecar(args, { detached = false } = {}) {
 
 const engines = [];
 const backrests = [];
+const streams = [];
 let daemon;
 try {
   console.log(`starting ${ENGINES} engines and ${ENGINES} Backrests ...`);
@@ -102,62 +103,97 @@ try {
     if (i > 1200) throw new Error(`the daemon did not reconcile every host: ${daemon.stderr().slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  // The daemon's own log says when Backrest took each plan: its `config.written` line for that
-  // host (SetConfig answered: the plan is live there) after the `plan.rendered` line that added it.
-  // Polling ten Backrests' GetConfig instead would load the machine more than the daemon does.
+  // The daemon's own log says when Backrest took each plan: the `config.written` line for that
+  // host (SetConfig answered: the plan is live there) just before the `plan.rendered` lines of what
+  // it wrote. Polling ten Backrests' GetConfig instead would load the machine more than the daemon does.
+  // With STOWAGE_LOG_LEVEL=debug the daemon also logs when each reconcile began.
   const written = (host, planId) => {
-    let rendered = false;
+    let at;
+    let began;
     for (const line of daemon.stderr().split("\n")) {
       if (!line.startsWith("{")) continue;
       const entry = JSON.parse(line);
       if (entry.host !== host) continue;
-      if (entry.action === "plan.rendered" && entry.plan_id === planId && entry.changed) rendered = true;
-      else if (rendered && entry.action === "config.written") return Date.parse(entry.time);
+      if (entry.action === "reconcile.start") began = Date.parse(entry.time);
+      else if (entry.action === "config.written") at = Date.parse(entry.time);
+      else if (entry.action === "reconcile.complete") at = undefined;
+      else if (entry.action === "plan.rendered" && entry.plan_id === planId && entry.changed && at)
+        return { at, began };
     }
     return undefined;
   };
+  // Each engine's own create events, read as the daemon reads them: their timestamps start the
+  // clock of "event to plan".
+  const eventAt = new Map();
+  for (const engine of engines) {
+    const stream = await engine.client().getEvents({ filters: { type: ["container"], event: ["create"] } });
+    streams.push(stream);
+    let partial = "";
+    stream.on("data", (chunk) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop();
+      for (const line of lines.filter(Boolean)) {
+        const event = JSON.parse(line);
+        eventAt.set(event.Actor.Attributes.name, event.timeNano / 1e6);
+      }
+    });
+  }
   const latencies = [];
+  const fromCreated = [];
+  const fromEvent = [];
+  const toStart = [];
+  const reconciling = [];
   const reference = [];
+  /** `docker run` of a container `name` on `engine`, with `labels`, as a user starts one. */
+  const dockerRun = (engine, name, labels) =>
+    engine.docker([
+      ...["run", "-d", "--name", name, "--network", "none"],
+      ...labels.flatMap((label) => ["--label", label]),
+      ...["-v", `${data}:/data`, "stowage-test/busybox:1", "sleep", "3600"],
+    ]);
   for (let round = 0; round < ROUNDS; round++) {
     // All engines send an event at once: a labelled container made on each.
     const events = engines.map(async (engine, i) => {
       const name = `ev-${round}-${i}`;
       const planId = `backrest_sidecar_ev_${round}_${i}`;
       const t0 = Date.now();
-      await engine.docker([
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        "none",
-        "--label",
-        "backrest.enable=true",
-        "-v",
-        `${data}:/data`,
-        "stowage-test/busybox:1",
-        "sleep",
-        "3600",
-      ]);
+      await dockerRun(engine, name, ["backrest.enable=true"]);
       for (;;) {
-        const at = written(`host${i}`, planId);
-        if (at !== undefined) return at - t0;
-        if (Date.now() - started > 60_000) throw new Error(`no plan ${planId} within 60 s`);
+        const seen = written(`host${i}`, planId);
+        if (seen !== undefined) return { ...seen, t0, engine, name };
+        if (Date.now() - t0 > 60_000) throw new Error(`no plan ${planId} within 60 s`);
         await new Promise((r) => setTimeout(r, 50));
       }
     });
-    latencies.push(...(await Promise.all(events)));
-    // The reference, at the same load: what a save takes in each Backrest itself (a UI-style
-    // GetConfig + SetConfig of the unchanged config, all ten at once), which every plan change costs.
-    reference.push(
-      ...(await Promise.all(
-        backrests.map(async (b) => {
-          const t = Date.now();
-          await b.call("SetConfig", await b.call("GetConfig"));
-          return Date.now() - t;
-        }),
-      )),
-    );
+    for (const { at, began, t0, engine, name } of await Promise.all(events)) {
+      if (began !== undefined) {
+        toStart.push(began - eventAt.get(name));
+        reconciling.push(at - began);
+      }
+      latencies.push(at - t0);
+      // The engine's own time of the container's creation (its create event follows it).
+      const created = (await engine.docker(["inspect", "-f", "{{.Created}}", name])).stdout.trim();
+      fromCreated.push(at - Date.parse(created.replace(/(\.\d{3})\d*/, "$1")));
+      if (!eventAt.has(name)) throw new Error(`no create event seen for ${name}`);
+      fromEvent.push(at - eventAt.get(name));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  // The reference, at the same load: what a save takes in each Backrest itself (a UI-style
+  // GetConfig + SetConfig of the unchanged config, all ten at once, each while an unlabelled
+  // container starts on every engine), which every plan change costs. Measured after the event
+  // rounds: a save between them would make every daemon's next write a modno conflict.
+  for (let round = 0; round < ROUNDS; round++) {
+    const saves = backrests.map(async (b, i) => {
+      const started = dockerRun(engines[i], `ref-${round}-${i}`, []);
+      await new Promise((r) => setTimeout(r, 200));
+      const t = Date.now();
+      await b.call("SetConfig", await b.call("GetConfig"));
+      const took = Date.now() - t;
+      await started;
+      return took;
+    });
+    reference.push(...(await Promise.all(saves)));
     await new Promise((r) => setTimeout(r, 1000));
   }
   // Where the reconciles of the events spent their time: the engine's listing, Backrest's
@@ -181,10 +217,23 @@ try {
   console.log(
     `reference, the same load: a save in Backrest itself (GetConfig + SetConfig, all ${ENGINES} at once): median ${(median(reference) / 1000).toFixed(2)} s`,
   );
+  const seconds = (values) =>
+    `median ${(median(values) / 1000).toFixed(2)} s, p90 ${(percentile(values, 0.9) / 1000).toFixed(2)} s`;
   console.log(
-    `event to plan in that host's Backrest, ${ENGINES} engines at once x ${ROUNDS}: median ${(median(latencies) / 1000).toFixed(2)} s, p90 ${(percentile(latencies, 0.9) / 1000).toFixed(2)} s (target: median < 1 s); the daemon's peak RSS ${mib(daemon.peak())} (target < 150 MB)`,
+    `the engine's create event (its own timestamp) to the plan in that host's Backrest, ${ENGINES} engines at once x ${ROUNDS}: ${seconds(fromEvent)} (target: median < 1 s)`,
+  );
+  if (toStart.length > 0)
+    console.log(
+      `of which: the event to its reconcile beginning ${seconds(toStart)}; that reconcile to the plan set ${seconds(reconciling)}`,
+    );
+  console.log(
+    `the container's creation time (\`Created\`, before the engine's create work) to its plan: ${seconds(fromCreated)}`,
+  );
+  console.log(
+    `\`docker run\` invoked to its plan: ${seconds(latencies)}; the daemon's peak RSS ${mib(daemon.peak())} (target < 150 MB)`,
   );
 } finally {
+  for (const stream of streams) stream.destroy();
   if (daemon) {
     daemon.child.kill("SIGTERM");
     await daemon.done;

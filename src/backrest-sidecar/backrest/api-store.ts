@@ -17,16 +17,20 @@ export class ApiConfigStore implements ConfigStore {
   }
 
   async read(): Promise<LoadedConfig> {
-    const data = await this.api.getConfig();
+    return this.loaded(await this.api.getConfig());
+  }
+
+  /** SetConfig answers the config as Backrest now holds it (its modno bumped). */
+  async write(data: Json, base: LoadedConfig): Promise<LoadedConfig> {
+    const modno = base.data.modno;
+    return this.loaded(await this.api.setConfig({ ...data, ...(modno !== undefined ? { modno } : {}) }));
+  }
+
+  private loaded(data: Json): LoadedConfig {
     for (const key of ["repos", "plans"])
       if (key in data && !Array.isArray(data[key]))
         throw new ConfigError(`Backrest at ${this.where} answered a config whose '${key}' is not a list`);
     return { format: "backrest", data, exists: true };
-  }
-
-  async write(data: Json, base: LoadedConfig): Promise<void> {
-    const modno = base.data.modno;
-    await this.api.setConfig({ ...data, ...(modno !== undefined ? { modno } : {}) });
   }
 
   /** Backrest's modno check is what keeps writers apart here. */

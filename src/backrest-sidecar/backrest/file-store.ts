@@ -75,7 +75,7 @@ export class FileConfigStore implements ConfigStore {
    * read it). A failure leaves the old file as it was (and no .new behind); the temp file is 0600
    * until it is complete.
    */
-  async write(data: Json, base: LoadedConfig): Promise<void> {
+  async write(data: Json, base: LoadedConfig): Promise<undefined> {
     const next = base.format === "backrest" ? { ...data, modno: Number(base.data.modno ?? 0) + 1 } : data;
     const mode = base.format === "seed" ? 0o644 : base.exists ? undefined : 0o600;
     await writeFileAtomic(this.where, render(next), {

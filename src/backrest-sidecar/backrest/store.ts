@@ -26,8 +26,9 @@ export interface ConfigStore {
    * Store `data`, made from `base`. Backrest's modno is bumped once, by the store: a file store
    * bumps it itself, Backrest's API does. Throws ConfigConflictError when the config changed
    * since `base` was read (the API's modno check), leaving it as the other writer left it.
+   * Resolves the config as now stored when the store is told it (Backrest's answer to SetConfig).
    */
-  write(data: Json, base: LoadedConfig): Promise<void>;
+  write(data: Json, base: LoadedConfig): Promise<LoadedConfig | undefined>;
   /** Run a read-merge-write with no other writer of ours in between, where the store can ensure it. */
   exclusive<T>(work: () => Promise<T>): Promise<T>;
 }

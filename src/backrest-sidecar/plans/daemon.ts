@@ -2,13 +2,16 @@ import type Docker from "dockerode";
 import { DockerError } from "../../system/docker.js";
 import type { Logger } from "../../system/log.js";
 import { BackrestUnavailableError } from "../backrest/api.js";
+import { ApiConfigStore } from "../backrest/api-store.js";
+import { RememberingStore } from "../backrest/remembering-store.js";
 import type { HostMetrics } from "./metrics.js";
-import { type ReconcileOptions, reconcile } from "./reconcile.js";
+import { enabledLabels, type ReconcileOptions, reconcile } from "./reconcile.js";
+import { WatchedWorkloads } from "./watched-workloads.js";
 
 export interface DaemonOptions {
   intervalMs: number;
   withEvents: boolean;
-  /** Events arriving within this window cause one reconcile. */
+  /** How long after an event its reconcile starts: the events within that window cause one reconcile. */
   debounceMs?: number;
 }
 
@@ -20,7 +23,8 @@ export interface FollowedHost {
   metrics?: HostMetrics | undefined;
 }
 
-const EVENTS = ["create", "destroy", "start", "die", "rename"];
+/** What changes a host's plans: a plan depends on a container's labels, name and mounts, not on its running. */
+const EVENTS = ["create", "destroy", "rename"];
 const MAX_BACKOFF_MS = 30_000;
 
 /** A failure that goes away by itself (Backrest or the engine down or restarting): retried soon. */
@@ -61,10 +65,29 @@ export function follow(host: FollowedHost, daemon: DaemonOptions): { stop(): Pro
   const connectBackoff = new Backoff();
   const retryBackoff = new Backoff();
   const stopped = new AbortController();
-  const options = { ...host.options, signal: stopped.signal };
+  const watched = new WatchedWorkloads(docker, enabledLabels(host.options));
+  // A file has no modno check to refuse a write made from a stale copy: it is read every time.
+  const remembering =
+    host.options.store instanceof ApiConfigStore ? new RememberingStore(host.options.store) : undefined;
+  const options = {
+    ...host.options,
+    store: remembering ?? host.options.store,
+    signal: stopped.signal,
+    workloads: () => watched.current(),
+    quietUnchanged: true,
+  };
 
+  /**
+   * After events, what is known is kept up: the containers the events named are looked at again
+   * and Backrest's config is the one it last answered. Anything else (start, reconnect, interval,
+   * retry) lists the engine whole and reads Backrest anew.
+   */
   const trigger = (reason: string) => {
     if (stopping) return;
+    if (reason !== "docker event" && reason !== "queued") {
+      watched.forget();
+      remembering?.forget();
+    }
     if (running) {
       pending = true;
       return;
@@ -94,6 +117,15 @@ export function follow(host: FollowedHost, daemon: DaemonOptions): { stop(): Pro
       });
   };
 
+  const noteEvent = (line: string) => {
+    try {
+      const id = (JSON.parse(line) as { Actor?: { ID?: unknown } }).Actor?.ID;
+      if (typeof id === "string") return watched.note(id);
+    } catch {}
+    // An event we cannot read may have been any change: list the engine whole.
+    if (line.trim() !== "") watched.forget();
+  };
+
   const schedule = () => {
     clearTimeout(reconnect);
     reconnect = setTimeout(connect, connectBackoff.next());
@@ -109,9 +141,16 @@ export function follow(host: FollowedHost, daemon: DaemonOptions): { stop(): Pro
       connectBackoff.reset();
       log.info({ action: "events.connected" }, "listening to Docker events");
       trigger("events connected");
-      events.on("data", () => {
-        clearTimeout(debounce);
-        debounce = setTimeout(() => trigger("docker event"), daemon.debounceMs ?? 100);
+      let partial = "";
+      events.on("data", (chunk: Buffer) => {
+        const lines = (partial + chunk.toString("utf8")).split("\n");
+        partial = lines.pop() ?? "";
+        for (const line of lines) noteEvent(line);
+        if (debounce === undefined)
+          debounce = setTimeout(() => {
+            debounce = undefined;
+            trigger("docker event");
+          }, daemon.debounceMs ?? 50);
       });
       const reconnectLater = () => {
         if (stopping || stream !== events) return;

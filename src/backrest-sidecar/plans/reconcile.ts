@@ -27,7 +27,17 @@ export interface ReconcileOptions {
   conflictAttempts?: number;
   /** Stops further attempts after a conflict (the daemon's SIGTERM); the call under way finishes. */
   signal?: AbortSignal;
+  /** Log the plans that did not change at debug level (the daemon: an event changes one plan of many). */
+  quietUnchanged?: boolean;
+  /** Where the labelled containers come from: the engine listed whole unless given (the daemon keeps them by events). */
+  workloads?: () => Promise<Workload[]>;
 }
+
+/** The label filter that picks a reconcile's containers. */
+export const enabledLabels = (options: Pick<ReconcileOptions, "onlyLabels">) => [
+  `${LABEL.enable}=true`,
+  ...options.onlyLabels,
+];
 
 /** The seed's exit codes: 0 written, 2 nothing to write (or a dry run), 3 some containers failed. */
 export interface ReconcileResult {
@@ -138,7 +148,7 @@ interface Timing {
   write_ms: number;
 }
 
-function logPlans(change: Change, log: Logger): void {
+function logPlans(change: Change, log: Logger, unchangedAtDebug: boolean): void {
   const { set, merged, changedIds } = change;
   for (const problem of set.warnings)
     log.warn(
@@ -162,13 +172,16 @@ function logPlans(change: Change, log: Logger): void {
   const refusedIds = new Set(merged.refused.map((r) => r.planId));
   for (const [id, { plan }] of set.plans) {
     if (refusedIds.has(id)) continue;
-    log.info(
+    const changed = changedIds.includes(id);
+    const quiet = !changed && unchangedAtDebug;
+    if (quiet && !log.isLevelEnabled("debug")) continue;
+    log[quiet ? "debug" : "info"](
       {
         action: "plan.rendered",
         plan_id: id,
         mode: plan.mode ?? "live",
         ...(plan.modeReason ? { mode_reason: plan.modeReason } : {}),
-        changed: changedIds.includes(id),
+        changed,
         sources: plan.sources,
         ...(plan.exclude ? { exclude: plan.exclude } : {}),
         ...(plan.hooks ? { hooks: plan.hooks } : {}),
@@ -201,7 +214,7 @@ export async function reconcile(
   // write right); a file is read only under its lock.
   let prefetched = store.kind === "api" ? store.read() : undefined;
   prefetched?.catch(() => {});
-  const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
+  const workloads = await (options.workloads?.() ?? listWorkloads(docker, enabledLabels(options)));
   const modes = await workloadModes(docker, workloads, options);
   const listed = Date.now() - began;
   const attempts = options.conflictAttempts ?? CONFLICT_ATTEMPTS;
@@ -228,7 +241,17 @@ export async function reconcile(
     }
   }
   const { change, wrote, timing } = outcome;
-  logPlans(change, log);
+  if (wrote)
+    log.info(
+      { action: "config.written", config: store.where, changed: true, store: store.kind },
+      store.kind === "api" ? "config set through Backrest's API" : "config written",
+    );
+  else if (!options.dryRun)
+    log.info(
+      { action: "config.unchanged", config: store.where, changed: false },
+      "no change; nothing written",
+    );
+  logPlans(change, log, options.quietUnchanged ?? false);
   const result = {
     plansSeen: change.set.plans.size,
     plansChanged: change.changedIds.length,
@@ -249,16 +272,6 @@ export async function reconcile(
     );
     return { ...result, status: 2 };
   }
-  if (wrote)
-    log.info(
-      { action: "config.written", config: store.where, changed: true, store: store.kind },
-      store.kind === "api" ? "config set through Backrest's API" : "config written",
-    );
-  else
-    log.info(
-      { action: "config.unchanged", config: store.where, changed: false },
-      "no change; nothing written",
-    );
   log.info(
     { action: "reconcile.complete", ...snake(result), changed: wrote, ...timing, list_ms: listed },
     "reconcile complete",

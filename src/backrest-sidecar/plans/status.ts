@@ -1,8 +1,7 @@
 import type Docker from "dockerode";
 import { listWorkloads } from "../workloads/discover.js";
-import { LABEL } from "../workloads/labels.js";
 import type { PlanMode } from "./modes.js";
-import { changeFor, type ReconcileOptions, workloadModes } from "./reconcile.js";
+import { changeFor, enabledLabels, type ReconcileOptions, workloadModes } from "./reconcile.js";
 
 export interface StatusRow {
   container: string;
@@ -19,7 +18,7 @@ export interface StatusRow {
  */
 export async function sidecarStatus(docker: Docker, options: ReconcileOptions): Promise<StatusRow[]> {
   const config = await options.store.read();
-  const workloads = await listWorkloads(docker, [`${LABEL.enable}=true`, ...options.onlyLabels]);
+  const workloads = await listWorkloads(docker, enabledLabels(options));
   // Rendered as reconcile would write them: a plan Backrest would refuse is an error here too.
   const modes = await workloadModes(docker, workloads, options);
   const { set, merged } = changeFor(config, options.store.where, workloads, {

@@ -22,13 +22,20 @@ export interface Workload {
 /**
  * Containers, running or not, in one API call, that carry every one of these labels (`key` or
  * `key=value`): reconcile asks for backrest.enable=true; backup-once reads any container's rcb labels.
+ * With `ids`, only those containers (the engine's list answers from its own view without waiting
+ * for a container being started, as an inspect would).
  */
-export async function listWorkloads(docker: Docker, labels: readonly string[]): Promise<Workload[]> {
+export async function listWorkloads(
+  docker: Docker,
+  labels: readonly string[],
+  ids?: readonly string[],
+): Promise<Workload[]> {
+  const filters = {
+    ...(labels.length > 0 ? { label: [...labels] } : {}),
+    ...(ids ? { id: [...ids] } : {}),
+  };
   const containers = await engineCall(docker, "list containers", () =>
-    docker.listContainers({
-      all: true,
-      ...(labels.length > 0 ? { filters: { label: [...labels] } } : {}),
-    }),
+    docker.listContainers({ all: true, ...(Object.keys(filters).length > 0 ? { filters } : {}) }),
   );
   return containers
     .map((c) => ({
@@ -43,8 +50,11 @@ export async function listWorkloads(docker: Docker, labels: readonly string[]): 
         destination: m.Destination,
       })),
     }))
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort(byName);
 }
+
+/** Workloads in the order listWorkloads gives them. */
+export const byName = (a: Workload, b: Workload) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 
 /**
  * The mounts to back up: binds (unless excluded) and named volumes, narrowed by

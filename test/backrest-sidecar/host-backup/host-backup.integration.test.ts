@@ -204,7 +204,13 @@ describe("backrest-sidecar backup-once: one consistent host backup, and its rest
       { start: true, image: mariaImage, env: { MARIADB_ROOT_PASSWORD: SECRETS.maria } },
     );
     await waitFor("postgres", async () => (await psql(pg, "select 1")).stdout.trim() === "1");
-    await waitFor("mariadb", async () => (await mariadb(maria, "select 1")).stdout.trim() === "1");
+    // The image's first start runs a server to set root's password, then the real one as PID 1:
+    // an answer before PID 1 is mariadbd may come from the first, about to shut down.
+    const pid1 = async () => (await run("docker", ["exec", maria, "cat", "/proc/1/comm"])).stdout.trim();
+    await waitFor(
+      "mariadb",
+      async () => (await pid1()) === "mariadbd" && (await mariadb(maria, "select 1")).stdout.trim() === "1",
+    );
     await psql(pg, "create database shop");
     await psql(
       pg,

@@ -338,6 +338,18 @@ describeWithBackrest("backrest-sidecar drives a running Backrest v1.14.1 through
     expect(shown).toBeLessThan(5_000);
     await run("docker", ["rm", "-f", `${w.marker}-web`]);
     await until("plan removed", async () => !(await has(planIdOf(w.marker, "web"))()));
+    // A UI save between two events: the daemon's next write, made from the config Backrest last
+    // answered it, is refused for its modno, read again and merged; the person's change stays.
+    await uiEdit(backrest, (config) => {
+      config.plans = [
+        ...((config.plans as Json[] | undefined) ?? []),
+        { id: "ui-between-events", repo: "default", paths: ["/etc"], schedule: { disabled: true } },
+      ];
+    });
+    await w.container("cache", { "backrest.enable": "true" }, ["/srv:/srv"]);
+    await until("plan after a UI save", has(planIdOf(w.marker, "cache")));
+    expect((await plansOf(backrest)).map((p) => p.id)).toContain("ui-between-events");
+    expect(logs.filter((l) => l.action === "config.conflict")).toHaveLength(1);
     // Backrest away while a container arrives: retried with backoff, logged, picked up when it is back.
     await backrest.stop();
     await w.container("db", { "backrest.enable": "true" }, ["/srv:/srv"]);
