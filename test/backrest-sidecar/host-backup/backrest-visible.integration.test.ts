@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { expect, it } from "vitest";
-import { describeWithBackrest, startBackrestWithRepo } from "../../support/backrest.js";
+import { describeWithBackrest, type RunningBackrest, startBackrestWithRepo } from "../../support/backrest.js";
 import { httpSink } from "../../support/http-sink.js";
 import { useScope } from "../../support/scope.js";
 import { fillVolume, resticEnvFile, sidecar, world } from "../harness.js";
@@ -9,6 +9,24 @@ import { fillVolume, resticEnvFile, sidecar, world } from "../harness.js";
 type Json = Record<string, unknown>;
 
 const planIdOf = (marker: string, name: string) => `backrest_sidecar_${marker.replaceAll("-", "_")}_${name}`;
+
+/**
+ * Backrest follows a backup with its own forget, under an exclusive lock of the repository: wait
+ * until it is done, as a person would before running backup-once (beside that lock restic fails,
+ * naming it). A pending backup is the plan's next scheduled run, not work under way.
+ */
+async function backrestDone(backrest: RunningBackrest, planId: string): Promise<void> {
+  for (let i = 0; ; i++) {
+    const answer = await backrest.ok("GetOperations", { selector: { planId } });
+    const busy = ((answer.operations as Json[] | undefined) ?? []).some(
+      (op) =>
+        op.status === "STATUS_INPROGRESS" || (op.status === "STATUS_PENDING" && !("operationBackup" in op)),
+    );
+    if (!busy) return;
+    if (i > 300) throw new Error("Backrest's operations after the backup did not end within 30 s");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 describeWithBackrest("a workload's backups show in Backrest, and its labels' notifications are sent", () => {
   const scope = useScope();
@@ -24,6 +42,7 @@ describeWithBackrest("a workload's backups show in Backrest, and its labels' not
     expect((await sidecar(["reconcile", "--backrest-url", backrest.url, ...w.only])).status).toBe(0);
     const id = planIdOf(w.marker, "files");
     expect((await backrest.call("Backup", { value: id })).status, await backrest.log()).toBe(200);
+    await backrestDone(backrest, id);
 
     const envFile = await resticEnvFile(scope, repoDir, password);
     const dir = await scope.tempDir("stowage-backrest-visible-");
@@ -82,6 +101,7 @@ describeWithBackrest("a workload's backups show in Backrest, and its labels' not
     expect(notified.length).toBeGreaterThanOrEqual(2); // start and success
     expect(notified[0]?.authorization).toBe(`Basic ${Buffer.from("bot:s3cret").toString("base64")}`);
 
+    await backrestDone(backrest, planIdOf(w.marker, "app"));
     sink.requests.length = 0;
     const envFile = await resticEnvFile(scope, repoDir, password);
     const once = await sidecar([
