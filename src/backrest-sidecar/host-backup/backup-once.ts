@@ -24,7 +24,7 @@ import {
 } from "./notifications.js";
 import { recoverLocked } from "./recover.js";
 import { type RunReport, type WorkloadReport, writeMetricsFile } from "./report.js";
-import { type ResticContext, resticEnvironment } from "./restic.js";
+import { lockWaitFlags, type ResticContext, resticEnvironment } from "./restic.js";
 import { RunState } from "./run-state.js";
 import { deleteSnapshots, openSnapshotJournal, SnapshotSet, takeSnapshots } from "./snapshots.js";
 import { withStateLock } from "./state-lock.js";
@@ -341,7 +341,7 @@ export async function backupOnce(
   const r: Run = {
     docker,
     options,
-    restic: { env, signal: options.signal },
+    restic: { env, signal: options.signal, lockFlags: await lockWaitFlags(env) },
     state,
     log,
   };

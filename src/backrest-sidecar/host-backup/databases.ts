@@ -201,6 +201,7 @@ export async function dumpDatabase(
         file,
         "--json",
         "--quiet",
+        ...(restic.lockFlags ?? []),
         ...tags.flatMap((t) => ["--tag", t]),
       ],
       resticOptions({ ...restic, signal }, { input: output(), onStdout: summary.push }),

@@ -65,7 +65,10 @@ export async function forget(
       try {
         await exec(
           "restic",
-          ["forget", "--group-by", "paths", "--path", forgetPath, ...plan.flags, "--prune"],
+          [
+            ...["forget", "--group-by", "paths", "--path", forgetPath, ...plan.flags, "--prune"],
+            ...(run.restic.lockFlags ?? []),
+          ],
           resticOptions(run.restic),
         );
         run.log.info({ action: "forget", path: forgetPath, flags: plan.flags }, "forgot per keep spec");

@@ -102,6 +102,24 @@ export interface ResticSnapshot {
 export interface ResticContext {
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+  /** Flags of the calls that lock the repository: how long to wait for another restic's lock. */
+  lockFlags?: readonly string[];
+}
+
+/** How long a backup waits for another restic's lock (Backrest's forget or prune after its backups). */
+export const LOCK_WAIT = "10m";
+
+/**
+ * `--retry-lock` where the restic on PATH has it (0.16 and later): a repository locked by another
+ * restic is waited for instead of failing at once. Older restic (Debian bookworm's 0.14) fails
+ * naming the lock, as before.
+ */
+export async function lockWaitFlags(env: NodeJS.ProcessEnv): Promise<string[]> {
+  const result = await run("restic", ["version"], { env, okStatuses: [0, 1] }).catch(() => undefined);
+  const version = /^restic (\d+)\.(\d+)\./.exec(result?.stdout ?? "");
+  if (!version) return [];
+  const [major, minor] = [Number(version[1]), Number(version[2])];
+  return major > 0 || minor >= 16 ? ["--retry-lock", LOCK_WAIT] : [];
 }
 
 export function resticOptions(context: ResticContext, extra: ExecOptions = {}): ExecOptions {

@@ -85,7 +85,7 @@ export async function backUpVolumes(
     ...topLevels(scratch, snapshotLocations(planned)),
     ...bindLines(planned, prefix, scratch, snapshots),
     // exec: the process the abort signal stops is restic itself.
-    `exec restic backup --json --quiet ${tagFlags} ${shellQuote(prefix)}`,
+    `exec restic backup --json --quiet ${(restic.lockFlags ?? []).map(shellQuote).join(" ")} ${tagFlags} ${shellQuote(prefix)}`,
   ];
   try {
     await run(

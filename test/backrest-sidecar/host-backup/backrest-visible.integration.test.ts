@@ -12,8 +12,9 @@ const planIdOf = (marker: string, name: string) => `backrest_sidecar_${marker.re
 
 /**
  * Backrest follows a backup with its own forget, under an exclusive lock of the repository: wait
- * until it is done, as a person would before running backup-once (beside that lock restic fails,
- * naming it). A pending backup is the plan's next scheduled run, not work under way.
+ * until it is done, as a person would before running backup-once (the restic 0.14 on PATH here
+ * has no --retry-lock: beside that lock it fails, naming it). A pending backup is the plan's next
+ * scheduled run, not work under way.
  */
 async function backrestDone(backrest: RunningBackrest, planId: string): Promise<void> {
   for (let i = 0; ; i++) {
