@@ -1,5 +1,6 @@
 import { StowageError } from "./errors.js";
 import { run } from "./exec.js";
+import { LineReader } from "./line-reader.js";
 
 /**
  * Node has no xattr API: attr's getfattr and setfattr own the job. File and attribute names are
@@ -27,7 +28,7 @@ function decodeValue(text: string): Buffer {
  */
 export class GetfattrParser {
   private files = new Map<string, Xattrs>();
-  private partial = "";
+  private readonly lines = new LineReader((line) => this.line(line), "latin1");
   private current: Xattrs | undefined;
 
   /** `onBatchEnd`: told at each BATCH_END line (XattrReader's), where `take` then gives the batch. */
@@ -42,15 +43,11 @@ export class GetfattrParser {
   }
 
   push(chunk: Buffer): void {
-    const text = this.partial + chunk.toString("latin1");
-    const lines = text.split("\n");
-    this.partial = lines.pop() ?? "";
-    for (const line of lines) this.line(line);
+    this.lines.push(chunk);
   }
 
   end(): Map<string, Xattrs> {
-    if (this.partial !== "") this.line(this.partial);
-    this.partial = "";
+    this.lines.end();
     return this.take();
   }
 
@@ -136,7 +133,9 @@ export class XattrReader {
     reject: (error: Error) => void;
   }> = [];
   private readonly problems: string[] = [];
-  private stderr = "";
+  private readonly stderr = new LineReader((line) => {
+    if (line !== "" && !VANISHED.test(line) && this.problems.length < 5) this.problems.push(line);
+  }, "latin1");
   private failure: Error | undefined;
   private readonly exited: Promise<void>;
 
@@ -145,7 +144,7 @@ export class XattrReader {
       input: this.input,
       env: { ...process.env, LC_ALL: "C" },
       onStdout: (chunk) => this.parser.push(chunk),
-      onStderr: (chunk) => this.noteStderr(chunk),
+      onStderr: this.stderr.push,
     }).then(
       () => this.fail(new XattrReadError(["the reader ended before answering"])),
       (error: Error) => this.fail(error),
@@ -164,16 +163,9 @@ export class XattrReader {
   async close(): Promise<void> {
     this.input.end();
     await this.exited;
-    this.noteStderr(Buffer.from("\n"));
+    this.stderr.end();
     if (this.problems.length > 0) throw new XattrReadError(this.problems);
     if (this.failure && !(this.failure instanceof XattrReadError)) throw this.failure;
-  }
-
-  private noteStderr(chunk: Buffer): void {
-    const lines = (this.stderr + chunk.toString("latin1")).split("\n");
-    this.stderr = lines.pop() ?? "";
-    for (const line of lines)
-      if (line !== "" && !VANISHED.test(line) && this.problems.length < 5) this.problems.push(line);
   }
 
   private batchEnded(): void {

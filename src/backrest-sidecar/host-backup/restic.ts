@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { ConfigError } from "../../system/errors.js";
 import { type ExecOptions, run } from "../../system/exec.js";
+import { LineReader } from "../../system/line-reader.js";
 
 /** restic 0.14 removes its repository lock on SIGINT only; SIGTERM would leave a stale lock. */
 export const RESTIC_STOP: NodeJS.Signals = "SIGINT";
@@ -15,24 +16,6 @@ export interface BackupSummary {
   totalFiles: number;
   totalBytes: number;
   seconds: number;
-}
-
-/** Splits output that streams in chunks into lines, each handed over whole. */
-export class LineReader {
-  private partial = "";
-
-  constructor(private readonly onLine: (line: string) => void) {}
-
-  push = (chunk: Buffer): void => {
-    const lines = (this.partial + chunk.toString("utf8")).split("\n");
-    this.partial = lines.pop() ?? "";
-    for (const line of lines) this.onLine(line);
-  };
-
-  end(): void {
-    if (this.partial) this.onLine(this.partial);
-    this.partial = "";
-  }
 }
 
 /** Reads `--json` output as it streams, keeping only the summary line (status lines can be many). */

@@ -1,5 +1,6 @@
 import type Docker from "dockerode";
 import { DockerError } from "../../system/docker.js";
+import { LineReader } from "../../system/line-reader.js";
 import type { Logger } from "../../system/log.js";
 import { BackrestUnavailableError } from "../backrest/api.js";
 import { ApiConfigStore } from "../backrest/api-store.js";
@@ -141,11 +142,9 @@ export function follow(host: FollowedHost, daemon: DaemonOptions): { stop(): Pro
       connectBackoff.reset();
       log.info({ action: "events.connected" }, "listening to Docker events");
       trigger("events connected");
-      let partial = "";
+      const lines = new LineReader(noteEvent);
       events.on("data", (chunk: Buffer) => {
-        const lines = (partial + chunk.toString("utf8")).split("\n");
-        partial = lines.pop() ?? "";
-        for (const line of lines) noteEvent(line);
+        lines.push(chunk);
         if (debounce === undefined)
           debounce = setTimeout(() => {
             debounce = undefined;

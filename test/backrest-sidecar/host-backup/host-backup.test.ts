@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { stopWindows } from "../../../src/backrest-sidecar/host-backup/backup-once.js";
-import { LineReader } from "../../../src/backrest-sidecar/host-backup/restic.js";
 import { loadErrors } from "../../../src/backrest-sidecar/host-backup/restore.js";
 import type { Workload } from "../../../src/backrest-sidecar/workloads/discover.js";
 import { stopOrder } from "../../../src/backrest-sidecar/workloads/order.js";
@@ -88,15 +87,5 @@ describe("loadErrors", () => {
       'NOTICE:  database "x" does not exist, skipping',
     ].join("\n");
     expect(loadErrors(stderr)).toEqual(['ERROR:  relation "orders" does not exist']);
-  });
-});
-
-describe("LineReader", () => {
-  it("hands over whole lines whatever the chunks", () => {
-    const lines: string[] = [];
-    const reader = new LineReader((line) => lines.push(line));
-    for (const chunk of ['{"a":', '1}\n{"b"', ":2}\n", '{"c":3}']) reader.push(Buffer.from(chunk));
-    reader.end();
-    expect(lines).toEqual(['{"a":1}', '{"b":2}', '{"c":3}']);
   });
 });
