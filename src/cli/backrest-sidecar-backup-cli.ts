@@ -179,7 +179,7 @@ export function restoreCommand(program: Command, ctx: Context): void {
     .option("--dry-run", "list what would be replaced, change nothing")
     .action(async (name: string, flags: Flags & { snapshot: string; dryRun?: boolean }) => {
       const { restoreWorkload, restoreOutcome } = await import("../backrest-sidecar/host-backup/restore.js");
-      const { client, env, workloads } = await resticWorld(flags);
+      const { client, env, lockFlags, workloads } = await resticWorld(flags);
       const steps = await interruptibly(ctx.log, "restore", (signal) =>
         restoreWorkload(
           client,
@@ -195,7 +195,7 @@ export function restoreCommand(program: Command, ctx: Context): void {
             planIdPrefix: planIdPrefix(flags),
             stopTimeoutSeconds: parseSeconds(flags.stopTimeout, "--stop-timeout"),
             stateDir: stateDir(flags),
-            restic: { env, signal },
+            restic: { env, signal, lockFlags },
           },
           ctx.log,
         ),
@@ -229,7 +229,7 @@ export function verifyCommand(program: Command, ctx: Context): void {
       const { verifyWorkloads, formatVerify, verifyStatus } = await import(
         "../backrest-sidecar/host-backup/verify.js"
       );
-      const { client, env, workloads } = await resticWorld(flags);
+      const { client, env, lockFlags, workloads } = await resticWorld(flags);
       const results = await interruptibly(ctx.log, "verify", (signal) =>
         verifyWorkloads(
           client,
@@ -241,7 +241,7 @@ export function verifyCommand(program: Command, ctx: Context): void {
             volumesRoot: flags.volumesRoot,
             planIdPrefix: planIdPrefix(flags),
             scratchDir: flags.scratchDir,
-            restic: { env, signal },
+            restic: { env, signal, lockFlags },
           },
           ctx.log,
         ),

@@ -33,11 +33,12 @@ export async function interruptibly<T>(
 
 /** What restore and verify start from: the engine, restic's settings, the labelled containers. */
 export async function resticWorld(flags: Flags) {
-  const { resticEnvironment } = await import("../backrest-sidecar/host-backup/restic.js");
+  const { lockWaitFlags, resticEnvironment } = await import("../backrest-sidecar/host-backup/restic.js");
   const { listWorkloads } = await import("../backrest-sidecar/workloads/discover.js");
   const client = await docker(flags);
   const env = await resticEnvironment(flags.rcbEnvFile);
-  return { client, env, workloads: await listWorkloads(client, flags.onlyLabel) };
+  const lockFlags = await lockWaitFlags(env);
+  return { client, env, lockFlags, workloads: await listWorkloads(client, flags.onlyLabel) };
 }
 
 /** The metrics server, if asked for; closed when the command is done. */

@@ -10,6 +10,15 @@ describe("LineReader", () => {
     expect(lines).toEqual(['{"a":1}', '{"b":2}', '{"c":3}']);
   });
 
+  it("utf8: a character split across chunks arrives whole, byte by byte as well", () => {
+    const lines: string[] = [];
+    const reader = new LineReader((line) => lines.push(line));
+    const bytes = Buffer.from("café ☕\n日本\n𝄞", "utf8");
+    for (let at = 0; at < bytes.length; at++) reader.push(bytes.subarray(at, at + 1));
+    reader.end();
+    expect(lines).toEqual(["café ☕", "日本", "𝄞"]);
+  });
+
   it("latin1: a byte that is not UTF-8, split across chunks, stays that byte", () => {
     const lines: string[] = [];
     const reader = new LineReader((line) => lines.push(line), "latin1");

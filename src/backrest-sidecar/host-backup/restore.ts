@@ -245,7 +245,15 @@ async function restoreVolume(
     await sameSubvolumes(step.target, staged);
     await run(
       "restic",
-      ["restore", step.snapshot, "--target", staging, "--include", step.from],
+      [
+        "restore",
+        ...(options.restic.lockFlags ?? []),
+        step.snapshot,
+        "--target",
+        staging,
+        "--include",
+        step.from,
+      ],
       resticOptions(options.restic),
     );
     if (!(await exists(staged)))

@@ -112,7 +112,11 @@ function verifyVolumes(workload: Workload, options: VerifyOptions, log: Logger):
     const expected = await snapshotContents(options.restic, latest.id);
     const target = await mkdtemp(path.join(options.scratchDir, "stowage-verify-"));
     try {
-      await run("restic", ["restore", latest.id, "--target", target], resticOptions(options.restic));
+      await run(
+        "restic",
+        ["restore", ...(options.restic.lockFlags ?? []), latest.id, "--target", target],
+        resticOptions(options.restic),
+      );
       const counted = await countTree(target);
       result.files = counted.entries;
       result.bytes = counted.bytes;

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, symlink } from "node:fs/promises";
+import { mkdir, readdir, readFile, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { run } from "../../../src/system/exec.js";
@@ -82,7 +82,15 @@ describe("backrest-sidecar backup-once beside another restic's exclusive lock (r
       command: IDLE,
     });
     const volumesRoot = path.join(await scope.tempDir("stowage-lock-"), "volumes");
-    return { w, env, restic, repoDir, app, args: ["backup-once", ...w.only, "--volumes-root", volumesRoot] };
+    return {
+      w,
+      env,
+      restic,
+      repoDir,
+      app,
+      data,
+      args: ["backup-once", ...w.only, "--volumes-root", volumesRoot],
+    };
   }
 
   it.runIf(NEWER_RESTIC)(
@@ -101,6 +109,32 @@ describe("backrest-sidecar backup-once beside another restic's exclusive lock (r
       expect(result.status, result.stderr).toBe(0);
       const snapshots = await restic.json<Array<{ tags?: string[] }>>(["snapshots"]);
       expect(snapshots.some((s) => s.tags?.includes(`container:${app}`))).toBe(true);
+    },
+  );
+
+  it.runIf(NEWER_RESTIC)(
+    "restic 0.16 or later on PATH: restore waits for the lock too, then puts the volume back",
+    async () => {
+      const { env, repoDir, app, data: volume, args } = await setup();
+      const withNewer = { ...env, PATH: await pathWithRestic(scope, NEWER_RESTIC as string) };
+      const mountpoint = (
+        await run("docker", ["volume", "inspect", "-f", "{{.Mountpoint}}", volume])
+      ).stdout.trim();
+      const data = path.join(mountpoint, "note.txt");
+      await writeFile(data, "as backed up\n");
+      const saved = await sidecar(args, withNewer);
+      expect(saved.status, saved.stderr).toBe(0);
+      await writeFile(data, "changed after the backup\n");
+      const lock = await exclusiveLockHeld(scope, repoDir, env);
+      const restoreArgs = ["restore", app, ...args.slice(1)];
+      const child = startSidecar(restoreArgs, withNewer, () => {});
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      if (child.exitCode !== null)
+        throw new Error(`restore ended while the lock was held:\n${(await child.output).stderr}`);
+      await lock.release();
+      const result = await child.output;
+      expect(result.status, result.stderr).toBe(0);
+      expect(await readFile(data, "utf8")).toBe("as backed up\n");
     },
   );
 
