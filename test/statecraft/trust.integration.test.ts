@@ -43,18 +43,23 @@ describe("statecraft: the paths lock lives as long as the run (real processes)",
   const scope = useScope();
 
   it("after kill -9 of statecraft, a next run waits until the old run has finished tearing down", async () => {
-    const l = await slowCleanupLayout(scope, 5);
+    // 3 s of cleanup: long enough that the next run starts during it, short enough that the whole
+    // teardown stays well inside the next run's 10 s wait on a loaded machine (5 s once did not).
+    const l = await slowCleanupLayout(scope, 3);
     const first = statecraft(["-q", "-p", l.pathsDir, "--", "sleep", "600"], l.env);
     await waitForFile(l.log);
     first.kill("SIGKILL");
     await once(first, "exit");
-    // The old run's runner is still tearing down (5 s of cleanup): it still holds the lock.
+    // The old run's runner is still tearing down: it still holds the lock.
+    const launched = Date.now() / 1000;
     const second = await runStatecraft(["-q", "-p", l.pathsDir, "--", "true"], l.env);
     expect(second.status, second.stderr).toBe(0);
     const log = await readFile(l.log, "utf8");
     const [firstSetup, secondSetup] = times(log, "setup");
     const [firstCleanup] = times(log, "cleanup");
     expect(firstSetup).toBeLessThan(firstCleanup as number);
+    // The next run was started before the old one's cleanup ended, and set up only after it.
+    expect(launched).toBeLessThan(firstCleanup as number);
     expect(secondSetup).toBeGreaterThanOrEqual(firstCleanup as number);
   });
 
