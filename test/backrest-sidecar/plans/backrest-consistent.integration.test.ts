@@ -129,7 +129,8 @@ function resticOf(repoDir: string, password: string) {
     ...process.env,
     RESTIC_REPOSITORY: repoDir,
     RESTIC_PASSWORD: password,
-    RESTIC_CACHE_DIR: `${repoDir}.cache`,
+    // Inside the repository dir (the test scope removes it), as the harness keeps its own.
+    RESTIC_CACHE_DIR: path.join(repoDir, ".cache"),
   };
   return async (args: string[]) =>
     (
